@@ -1,0 +1,79 @@
+"""Reading images the way a viewer saw them: EXIF rotation applied, any mode to 8-bit RGB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+# Refuse images whose decoded size would exhaust memory (Pillow's own bomb check stops at 2x this).
+MAX_PIXELS = 20_000 * 20_000
+
+
+class ImageReadError(ValueError):
+    """An image that cannot be read; the message names the file and the reason."""
+
+
+def to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
+    """Any PIL image or array (gray, RGB, RGBA, 16-bit, float in [0, 1]) to uint8 (H, W, 3).
+
+    Alpha is composited over white (a transparent design is seen on a white page), 16-bit and
+    float images are scaled to 8 bits, gray is repeated over three channels.
+    """
+    if isinstance(image, Image.Image):
+        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            arr = np.asarray(image, dtype=np.float64)
+            top = 65535.0 if arr.max() > 255 else 255.0
+            return to_rgb_array(arr / top)
+        if image.mode in ("RGBA", "LA", "PA") or (
+            image.mode == "P" and "transparency" in image.info
+        ):
+            rgba = image.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+        return np.asarray(image.convert("RGB"))
+    arr = np.asarray(image)
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
+        raise ImageReadError(f"expected an (H, W), (H, W, 3) or (H, W, 4) array, got {arr.shape}")
+    if arr.size == 0:
+        raise ImageReadError(f"empty image array of shape {arr.shape}")
+    if arr.dtype == np.uint8:
+        rgb = arr
+    elif np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise ImageReadError("image array contains NaN or infinity")
+        scale = 255.0 if arr.max() <= 1.0 else 1.0
+        rgb = np.clip(np.round(arr * scale), 0, 255).astype(np.uint8)
+    elif np.issubdtype(arr.dtype, np.integer):
+        scale = 257.0 if arr.max() > 255 else 1.0
+        rgb = np.clip(np.round(arr / scale), 0, 255).astype(np.uint8)
+    else:
+        raise ImageReadError(f"unsupported image dtype {arr.dtype}")
+    if rgb.ndim == 2:
+        rgb = rgb[:, :, None]
+    if rgb.shape[2] == 1:
+        return np.repeat(rgb, 3, axis=2)
+    if rgb.shape[2] == 4:
+        alpha = rgb[:, :, 3:4].astype(np.float64) / 255.0
+        over_white = rgb[:, :, :3] * alpha + 255.0 * (1 - alpha)
+        return np.round(over_white).astype(np.uint8)
+    return np.ascontiguousarray(rgb)
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file as uint8 RGB (H, W, 3), upright per its EXIF orientation."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: file not found")
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            if width * height > MAX_PIXELS:
+                raise ImageReadError(
+                    f"{path}: {width}x{height} pixels is larger than the {MAX_PIXELS} allowed"
+                )
+            im.load()
+            return to_rgb_array(ImageOps.exif_transpose(im))
+    except (OSError, Image.DecompressionBombError, SyntaxError) as exc:
+        raise ImageReadError(f"{path}: not a readable image ({exc})") from exc
