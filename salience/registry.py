@@ -33,8 +33,14 @@ def register_model(
     return wrap
 
 
-def _load_builtin() -> None:
+def _load_builtin(until: str | None = None) -> None:
+    """Import the built-in model modules, stopping early once ``until`` is registered.
+
+    Baselines come first, so creating one never pays for importing torch.
+    """
     for module in _BUILTIN_MODULES:
+        if until is not None and until in _FACTORIES:
+            return
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
@@ -58,7 +64,7 @@ def describe_models() -> dict[str, str]:
 
 def create_model(name: str, pretrained: bool = False, **overrides: Any) -> Any:
     """Build the model registered as ``name``."""
-    _load_builtin()
+    _load_builtin(until=name)
     if name not in _FACTORIES:
         known = ", ".join(sorted(_FACTORIES))
         raise KeyError(f"unknown model {name!r}; registered models: {known}")

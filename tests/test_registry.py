@@ -1,0 +1,28 @@
+"""The model registry: every registered model builds, unknown names fail clearly."""
+
+from __future__ import annotations
+
+import pytest
+
+import salience
+from salience.registry import describe_models, register_model
+
+
+def test_baselines_are_registered() -> None:
+    names = salience.list_models()
+    for name in ("uniform", "center-bias", "center-bias-gaussian", "gold-standard"):
+        assert name in names
+    assert all(describe_models()[n] for n in names)
+
+
+@pytest.mark.parametrize("name", [n for n in salience.list_models() if not n.startswith("saltr")])
+def test_every_baseline_builds(name: str) -> None:
+    model = salience.create_model(name)
+    assert model.name == name
+
+
+def test_unknown_and_duplicate_names() -> None:
+    with pytest.raises(KeyError, match="registered models"):
+        salience.create_model("no-such-model")
+    with pytest.raises(ValueError, match="already registered"):
+        register_model("uniform")(lambda pretrained=False: None)
