@@ -93,6 +93,12 @@ def eval_command(
     ] = 1.0,
     pretrained: Annotated[bool, typer.Option(help="Load the models' trained weights.")] = True,
     seed: Annotated[int, typer.Option(help="Seed of the random parts (AUC-Borji).")] = 0,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="Trained weights (.safetensors from 'salience train') for the -m models."
+        ),
+    ] = None,
 ) -> None:
     """Score models or a folder of maps on a dataset split: one row per model."""
     if mode not in MODES:
@@ -137,7 +143,11 @@ def eval_command(
             elif name == "gold-standard":
                 instance = gold
             else:
-                instance = create_model(name, pretrained=pretrained)
+                instance = (
+                    create_model(name, checkpoint=checkpoint)
+                    if checkpoint is not None
+                    else create_model(name, pretrained=pretrained)
+                )
                 if getattr(instance, "needs_fit", False):
                     instance.fit(fit_data)
             result = evaluate(
@@ -183,6 +193,41 @@ def eval_command(
             },
         )
         console.print(f"wrote {json_path} and {csv_path}")
+
+
+@app.command("train")
+def train_command(
+    config: Annotated[Path, typer.Argument(help="YAML training config (see configs/).")],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(help="Dotted key=value overrides, e.g. optim.lr=3e-4 train.epochs=5."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in the output folder from its last checkpoint.")
+    ] = False,
+    device: Annotated[
+        str | None, typer.Option(help="auto, cpu, cuda or cuda:N (default: the config's).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder (default: the config's train.out).")
+    ] = None,
+) -> None:
+    """Train a model from a config; checkpoints, config and log.jsonl go to the run folder."""
+    from salience.training import ConfigError, Trainer, load_config
+
+    try:
+        cfg = load_config(config, overrides or [])
+    except (ConfigError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    try:
+        summary = Trainer(cfg, out_dir=out, device=device, resume=resume, console=console).fit()
+    except (KeyError, ValueError, FileNotFoundError, DataFormatError) as exc:
+        _fail(str(exc))
+    if summary["best"] is not None:
+        console.print(
+            f"best {cfg.eval.metric} {summary['best']:.4f} at epoch {summary['best_epoch']}: "
+            f"{Path(summary['out_dir']) / 'best.safetensors'}"
+        )
 
 
 def main() -> None:

@@ -118,9 +118,24 @@ def test_eval_predictions_folder(small_osie: Path, tmp_path: Path) -> None:
         else:
             Image.fromarray(((1 - center) * 255).astype(np.uint8)).save(maps / f"{image_id}.png")
     inverted = tmp_path / "inv.json"
-    result = runner.invoke(app, ["eval", "--dataset", "osie", "--root", str(small_osie),
-                                 "--split", "test", "--predictions", str(maps),
-                                 "--out", str(inverted), "--mode", "map"])
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "--dataset",
+            "osie",
+            "--root",
+            str(small_osie),
+            "--split",
+            "test",
+            "--predictions",
+            str(maps),
+            "--out",
+            str(inverted),
+            "--mode",
+            "map",
+        ],
+    )
     assert result.exit_code == 0, result.output
     worse = json.loads(inverted.read_text())["results"][0]["means"]
     assert means["AUC-Judd"] > 0.6 > 0.4 > worse["AUC-Judd"]

@@ -4,8 +4,11 @@ Importing this package registers the variants with :mod:`salience.registry`:
 ``saltr-{r50,lite0,lite1,lite2}`` (standard attention, one stride-32 level) and the same with
 ``-deformable`` (multi-scale deformable attention). Each factory takes
 ``(pretrained=False, **overrides)``, the overrides replacing fields of the variant's
-:class:`SaltrConfig`. No trained SalTR weights exist yet, so ``pretrained=True`` is an error; the
-backbone's ImageNet weights are the config's ``backbone_pretrained`` flag.
+:class:`SaltrConfig`. No trained SalTR weights ship with the package, so ``pretrained=True``
+is an error; the backbone's ImageNet weights are the config's ``backbone_pretrained`` flag. With
+``checkpoint=PATH`` (a ``.safetensors`` written by ``salience train``) a factory returns a
+:class:`SaltrDensity`, the trained model ready for evaluation; its architecture is the
+checkpoint's (``saltr-lite0`` loads a Lite0 checkpoint trained with either attention).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from salience.models.saltr.deformable import (
     MultiScaleDeformableAttention,
     ms_deform_attn,
 )
+from salience.models.saltr.density import SaltrDensity
 from salience.models.saltr.matcher import HungarianMatcher, IndexMatcher, matching_cost
 from salience.models.saltr.model import SalTR, build_saltr
 from salience.models.saltr.position import sine_encoding_1d, sine_position_encoding_2d
@@ -43,6 +47,7 @@ __all__ = [
     "MultiScaleDeformableAttention",
     "SalTR",
     "SaltrConfig",
+    "SaltrDensity",
     "SetCriterion",
     "Transformer",
     "build_saltr",
@@ -75,7 +80,12 @@ VARIANTS: dict[str, SaltrConfig] = {
 }
 
 
-def _create(name: str, pretrained: bool, overrides: dict[str, Any]) -> SalTR:
+def _create(name: str, pretrained: bool, overrides: dict[str, Any]) -> SalTR | SaltrDensity:
+    checkpoint = overrides.pop("checkpoint", None)
+    if checkpoint is not None:
+        if overrides:
+            raise ValueError(f"{name}: a checkpoint fixes the config; got overrides {overrides}")
+        return SaltrDensity.from_checkpoint(checkpoint, backbone=VARIANTS[name].backbone)
     if pretrained:
         raise RuntimeError(
             f"no trained SalTR weights exist yet for {name!r}: use pretrained=False (the "

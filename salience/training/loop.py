@@ -1,0 +1,507 @@
+"""The training loop every model shares: data, AdamW, schedule, precision, DDP, checkpoints, validation.
+
+``Trainer(config).fit()`` trains the model ``config.model.name`` through its :class:`Task`. Under
+``torchrun`` (``WORLD_SIZE`` > 1 in the environment) it runs DistributedDataParallel, one process
+per device, rank 0 writing checkpoints and logs; otherwise the same code runs in one process.
+After every ``eval.every`` epochs rank 0 scores the model on the validation split with
+:func:`salience.evaluate.evaluate` (center bias fitted on the validation dataset's ``train``
+split), keeps ``best.safetensors`` by ``eval.metric`` and rewrites ``log.jsonl``.
+
+Resuming restores weights, optimizer, scheduler, scaler, RNGs and the position inside the epoch,
+so an interrupted run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from salience.atomic import atomic_write
+from salience.data import load_dataset
+from salience.data.dataset import Dataset
+from salience.evaluate import evaluate, explainable_information_gain
+from salience.models.baselines import CenterBiasKDE, GoldStandard
+from salience.training.checkpoint import (
+    has_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    save_weights,
+    set_rng_state,
+    weights_path,
+)
+from salience.training.config import Config, SourceConfig, save_config
+from salience.training.data import EpochSampler, FixationDataset, collate
+from salience.training.features import FeatureBank
+from salience.training.task import Task, create_task
+
+LOWER_IS_BETTER = frozenset({"KL"})
+VAL_LINE_METRICS = ("IG", "NSS", "AUC-Judd", "CC")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is the first CUDA device when there is one, else the CPU; anything else as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a (possibly one-process) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device: torch.device) -> tuple[Distributed, torch.device]:
+    """Join the process group torchrun describes in the environment; a no-op without one."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Distributed(), device
+    info = Distributed(int(os.environ["RANK"]), world_size, int(os.environ["LOCAL_RANK"]))
+    if device.type == "cuda":
+        device = torch.device(device.type, info.local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return info, device
+
+
+def lr_lambda(config: Config, steps_per_epoch: int) -> Any:
+    """Multiplier of the peak LR at a step: linear warmup, then cosine or epoch-milestone steps."""
+    schedule = config.schedule
+    total = max(config.train.epochs * steps_per_epoch, 1)
+    milestones = [m * steps_per_epoch for m in schedule.milestones]
+
+    def factor(step: int) -> float:
+        if step < schedule.warmup_steps:
+            return (step + 1) / schedule.warmup_steps
+        if schedule.kind == "step":
+            return schedule.gamma ** sum(step >= m for m in milestones)
+        span = max(total - schedule.warmup_steps, 1)
+        progress = min((step - schedule.warmup_steps) / span, 1.0)
+        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return schedule.min_lr_ratio + (1.0 - schedule.min_lr_ratio) * cosine
+
+    return factor
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    """Move the image tensor and every list of target tensors to ``device``."""
+    moved = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor):
+            moved[key] = value.to(device, non_blocking=True)
+        elif isinstance(value, list) and value and isinstance(value[0], torch.Tensor):
+            moved[key] = [v.to(device, non_blocking=True) for v in value]
+        else:
+            moved[key] = value
+    return moved
+
+
+class Trainer:
+    """Trains one model per a :class:`Config`; see the module docstring for what it does."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        out_dir: str | Path | None = None,
+        device: str | None = None,
+        resume: bool = False,
+        console: Console | None = None,
+    ) -> None:
+        self.config = config
+        self.out_dir = Path(out_dir or config.train.out)
+        self.resume = resume
+        self.console = console or Console(stderr=True)
+        self.device = resolve_device(device or config.train.device)
+        self.dist, self.device = init_distributed(self.device)
+        self._datasets: dict[tuple[str, str], Dataset] = {}
+
+    # -- setup ------------------------------------------------------------------------------
+
+    def _load(self, source: SourceConfig) -> Dataset:
+        """The whole dataset a source names (loaded once per run)."""
+        key = (source.name, source.root)
+        if key not in self._datasets:
+            self._datasets[key] = load_dataset(source.name, source.root)
+        return self._datasets[key]
+
+    def _split(self, source: SourceConfig) -> Dataset:
+        split = self._load(source).split(source.split)
+        return split.subset(split.ids[: source.limit]) if source.limit else split
+
+    def _splits(self) -> tuple[list[Dataset], Dataset | None]:
+        """Training datasets, minus the calibration images held out of the first one."""
+        train = [self._split(s) for s in self.config.data.train]
+        n_cal = self.config.data.calibration_images
+        if n_cal <= 0:
+            return train, None
+        first = train[0]
+        if n_cal >= len(first):
+            raise ValueError(f"data.calibration_images={n_cal} leaves nothing of {first.name}")
+        order = np.random.default_rng(self.config.train.seed).permutation(len(first))
+        ids = first.ids
+        held = [ids[i] for i in sorted(order[:n_cal])]
+        kept = [ids[i] for i in sorted(order[n_cal:])]
+        calibration = first.subset(held, name=f"{first.name}-calibration")
+        return [first.subset(kept), *train[1:]], calibration
+
+    def _validation(self) -> tuple[Dataset, CenterBiasKDE, float | None] | None:
+        """Validation split, the center bias fitted on its dataset's train split, gold IG."""
+        source = self.config.data.val
+        if source is None:
+            return None
+        full = self._load(source)
+        val = self._split(source)
+        center_bias = CenterBiasKDE()
+        center_bias.fit(full.split("train"))
+        gold = GoldStandard()
+        gold.center_bias = center_bias
+        gold.fit_tuning(val)
+        gold.use_geometry_of(val)
+        gains = [gold.information_gain(s, center_bias) for s in val if len(s.scanpaths) >= 2]
+        return val, center_bias, float(np.mean(gains)) if gains else None
+
+    def _optimizer(self, model: nn.Module, task: Task) -> torch.optim.Optimizer:
+        optim = self.config.optim
+        backbone, rest = [], []
+        for name, param in model.named_parameters():
+            if task.is_backbone(name):
+                param.requires_grad_(optim.backbone_lr > 0)
+                if optim.backbone_lr > 0:
+                    backbone.append(param)
+            elif param.requires_grad:
+                rest.append(param)
+        groups = [{"params": rest, "lr": optim.lr}]
+        if backbone:
+            groups.append({"params": backbone, "lr": optim.backbone_lr})
+        return torch.optim.AdamW(
+            groups, lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay
+        )
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def fit(self) -> dict[str, Any]:
+        """Train (or resume) to the end; returns a summary of the run."""
+        cfg = self.config
+        if cfg.train.threads and self.device.type == "cpu":
+            torch.set_num_threads(cfg.train.threads)
+        seed = cfg.train.seed + self.dist.rank
+        random.seed(seed)
+        torch.manual_seed(seed)
+
+        task = create_task(cfg.model, cfg.data.input_size)
+        model = task.build_model().to(self.device)
+        optimizer = self._optimizer(model, task)
+        train_sets, calibration = self._splits()
+        train_set = FixationDataset(
+            train_sets,
+            cfg.data.input_size,
+            task.make_targets,
+            augment=cfg.data.augment,
+            seed=cfg.train.seed,
+            cache_images=cfg.data.cache_images,
+            with_images=not cfg.data.cache_features,
+        )
+        sampler = EpochSampler(train_set, cfg.train.seed, self.dist.rank, self.dist.world_size)
+        steps_per_epoch = len(sampler) // cfg.train.batch_size
+        if steps_per_epoch == 0:
+            raise ValueError(
+                f"{len(sampler)} training images per process is less than one batch of "
+                f"{cfg.train.batch_size}"
+            )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, steps_per_epoch))
+        use_amp = self.device.type == "cuda" and cfg.train.amp != "none"
+        amp_dtype = torch.float16 if cfg.train.amp == "fp16" else torch.bfloat16
+        scaler = torch.amp.GradScaler(self.device.type, enabled=use_amp and cfg.train.amp == "fp16")
+
+        state: dict[str, Any] = {"epoch": 0, "step": 0, "best": None, "best_epoch": None, "log": []}
+        if self.resume and has_checkpoint(self.out_dir, "last"):
+            saved = load_checkpoint(self.out_dir, "last", model)
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            scaler.load_state_dict(saved["scaler"])
+            set_rng_state(saved["rng"])
+            state = {k: saved[k] for k in state}
+            self._say(f"resumed {self.out_dir} at epoch {state['epoch']}, step {state['step']}")
+        elif self.resume:
+            self._say(f"[yellow]nothing to resume in {self.out_dir}: starting fresh[/yellow]")
+        if self.dist.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.out_dir / "config.yaml")
+
+        bank = self._feature_bank(task, model, train_set) if cfg.data.cache_features else None
+        validation = self._validation() if self.dist.is_main else None
+        ddp = (
+            DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+            if self.dist.enabled
+            else model
+        )
+        loader = DataLoader(
+            train_set,
+            batch_size=cfg.train.batch_size,
+            sampler=sampler,
+            num_workers=cfg.data.num_workers,
+            collate_fn=collate,
+            drop_last=True,
+            pin_memory=self.device.type == "cuda",
+            # a private generator: making an iterator must not draw from the global RNG
+            generator=torch.Generator().manual_seed(cfg.train.seed),
+        )
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        self._say(
+            f"{cfg.name}: {len(train_set)} training images, {steps_per_epoch} steps of "
+            f"{cfg.train.batch_size} x {self.dist.world_size} per epoch, device {self.device}, "
+            f"{sum(p.numel() for p in trainable) / 1e6:.2f} M trainable parameters"
+        )
+
+        train_seconds, images_seen = 0.0, 0
+        stopped = False
+        while state["epoch"] < cfg.train.epochs and not stopped:
+            epoch = state["epoch"]
+            skip = state["step"] - epoch * steps_per_epoch
+            sampler.set_epoch(epoch, skip * cfg.train.batch_size)
+            ddp.train()
+            start = time.perf_counter()
+            sums: dict[str, float] = {}  # per named loss, summed over this epoch's steps
+            n_steps = 0
+            with self._progress(epoch, steps_per_epoch - skip) as advance:
+                for batch in loader:
+                    batch = _to_device(batch, self.device)
+                    with torch.autocast(self.device.type, dtype=amp_dtype, enabled=use_amp):
+                        if bank is None:
+                            outputs = ddp(batch["image"])
+                        else:
+                            features = bank.lookup(batch["index"], batch["flip"], self.device)
+                            outputs = task.forward_features(ddp, features)
+                    losses = task.loss(outputs, batch)
+                    loss = losses["loss"]
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(f"loss is {loss.item()} at step {state['step']}")
+                    optimizer.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    if cfg.optim.clip_grad > 0:
+                        scaler.unscale_(optimizer)
+                        torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.clip_grad)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    scheduler.step()
+                    state["step"] += 1
+                    n_steps += 1
+                    for key, value in losses.items():
+                        sums[key] = sums.get(key, 0.0) + value.item()
+                    advance(state["step"], sums["loss"] / n_steps)
+                    if cfg.train.max_steps is not None and state["step"] >= cfg.train.max_steps:
+                        stopped = True
+                        break
+            seconds = time.perf_counter() - start
+            train_seconds += seconds
+            images_seen += n_steps * cfg.train.batch_size * self.dist.world_size
+            epoch_done = state["step"] >= (epoch + 1) * steps_per_epoch
+            if not epoch_done:  # stopped by max_steps inside the epoch
+                self._save_last(model, task, optimizer, scheduler, scaler, state)
+                break
+            state["epoch"] = epoch + 1
+            record = {
+                "epoch": epoch + 1,
+                "step": state["step"],
+                **{k: self._mean_over_ranks(v / n_steps) for k, v in sorted(sums.items())},
+                "lr": scheduler.get_last_lr()[0],
+                "seconds": seconds,
+                "images_per_second": n_steps
+                * cfg.train.batch_size
+                * self.dist.world_size
+                / seconds,
+            }
+            if validation is not None and (
+                (epoch + 1) % cfg.eval.every == 0 or epoch + 1 == cfg.train.epochs
+            ):
+                record.update(self._validate(model, task, calibration, validation))
+                self._keep_best(model, task, state, record)
+            state["log"].append(record)
+            self._report(record, state)
+            final = state["epoch"] == cfg.train.epochs or stopped
+            if final or state["epoch"] % cfg.train.checkpoint_every == 0:
+                self._save_last(model, task, optimizer, scheduler, scaler, state)
+        if self.dist.enabled:
+            dist.barrier()
+            dist.destroy_process_group()
+        return {
+            "out_dir": str(self.out_dir),
+            "epochs": state["epoch"],
+            "steps": state["step"],
+            "best": state["best"],
+            "best_epoch": state["best_epoch"],
+            "train_seconds": train_seconds,
+            "images_per_second": images_seen / train_seconds if train_seconds else None,
+        }
+
+    # -- pieces of the loop -----------------------------------------------------------------
+
+    def _feature_bank(self, task: Task, model: nn.Module, dataset: FixationDataset) -> FeatureBank:
+        """Frozen-backbone features of the training images; rank 0 fills the disk cache first."""
+        cache_dir = self.config.data.feature_cache_dir
+        start = time.perf_counter()
+        if self.dist.enabled and cache_dir is not None and not self.dist.is_main:
+            dist.barrier()  # wait for rank 0 to write the cache, then read it
+        bank = FeatureBank.build(
+            task, model, dataset, self.device, self.config.train.batch_size, cache_dir
+        )
+        if self.dist.enabled and cache_dir is not None and self.dist.is_main:
+            dist.barrier()
+        self._say(
+            f"backbone features of {len(dataset)} images x 2 ready in "
+            f"{time.perf_counter() - start:.0f} s"
+        )
+        return bank
+
+    def _mean_over_ranks(self, value: float) -> float:
+        if not self.dist.enabled:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor)
+        return tensor.item() / self.dist.world_size
+
+    def _validate(
+        self,
+        model: nn.Module,
+        task: Task,
+        calibration: Dataset | None,
+        validation: tuple[Dataset, CenterBiasKDE, float | None],
+    ) -> dict[str, Any]:
+        """Calibrate on held-out training images, then score the validation split."""
+        val, center_bias, gold_ig = validation
+        model.eval()
+        start = time.perf_counter()
+        chosen = task.calibrate(model, calibration) if calibration is not None else {}
+        result = evaluate(
+            task.density(model),
+            val,
+            center_bias=center_bias,
+            mode=self.config.eval.mode,
+            sigma_deg=self.config.eval.sigma_deg,
+        )
+        model.train()
+        record: dict[str, Any] = {f"val/{k}": v for k, v in result.means.items()}
+        if gold_ig is not None:
+            record["val/explained_IG_percent"] = explainable_information_gain(
+                result.means["IG"], 0.0, gold_ig
+            )
+        record.update({f"calibration/{k}": v for k, v in chosen.items()})
+        record["val_seconds"] = time.perf_counter() - start
+        return record
+
+    def _keep_best(self, model: nn.Module, task: Task, state: dict, record: dict) -> None:
+        metric = self.config.eval.metric
+        value = record.get(f"val/{metric}")
+        if value is None:
+            raise KeyError(f"eval.metric {metric!r} is not a validation metric")
+        best = state["best"]
+        sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+        if best is None or sign * value > sign * best:
+            state["best"], state["best_epoch"] = value, record["epoch"]
+            record["best"] = True
+            metadata = {
+                **task.metadata(model),
+                "epoch": str(record["epoch"]),
+                "step": str(record["step"]),
+                "val_metrics": json.dumps({k: v for k, v in record.items() if "/" in k}),
+            }
+            save_weights(weights_path(self.out_dir, "best"), model, metadata)
+
+    def _save_last(self, model, task, optimizer, scheduler, scaler, state) -> None:
+        if not self.dist.is_main:
+            return
+        full_state = {
+            **state,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "config": self.config.to_dict(),
+        }
+        save_checkpoint(self.out_dir, "last", model, task.metadata(model), full_state)
+
+    def _report(self, record: dict, state: dict) -> None:
+        if not self.dist.is_main:
+            return
+        atomic_write(
+            self.out_dir / "log.jsonl", "".join(json.dumps(r) + "\n" for r in state["log"])
+        )
+        line = (
+            f"epoch {record['epoch']}/{self.config.train.epochs}  loss {record['loss']:.4f}  "
+            f"lr {record['lr']:.2e}  {record['images_per_second']:.1f} img/s"
+        )
+        if "val/IG" in record:
+            line += "  | val " + "  ".join(
+                f"{m} {record[f'val/{m}']:.4f}" for m in VAL_LINE_METRICS
+            )
+            if "val/explained_IG_percent" in record:
+                line += f"  ({record['val/explained_IG_percent']:.1f} % expl. IG)"
+            if record.get("best"):
+                line += "  [best]"
+        self._say(line)
+
+    def _say(self, message: str) -> None:
+        if self.dist.is_main:
+            self.console.print(message, soft_wrap=True)  # one line per message, also in log files
+
+    @contextmanager
+    def _progress(self, epoch: int, total: int) -> Iterator[Callable[[int, float], None]]:
+        """Yield ``advance(step, mean_loss)``: a rich bar on a terminal, else a line per
+        ``train.log_every`` steps; silent on ranks other than 0."""
+        if not self.dist.is_main:
+            yield lambda step, loss: None
+            return
+        if self.console.is_terminal:
+            columns = (
+                TextColumn(f"epoch {epoch + 1}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.4f}"),
+                TimeRemainingColumn(),
+            )
+            with Progress(*columns, console=self.console, transient=True) as bar:
+                task_id = bar.add_task("train", total=total, loss=float("nan"))
+                yield lambda step, loss: bar.update(task_id, advance=1, loss=loss)
+            return
+        every = self.config.train.log_every
+
+        def line(step: int, loss: float) -> None:
+            if every and step % every == 0:
+                self.console.print(f"  step {step}  loss {loss:.4f}", soft_wrap=True)
+
+        yield line

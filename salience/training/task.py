@@ -1,0 +1,79 @@
+"""The small interface between the generic training loop and one model family.
+
+The loop owns data loading, optimization, precision, distribution, checkpoints and validation;
+a :class:`Task` owns what differs per model: building it, turning fixations into its targets,
+its loss, the density it predicts for validation, the metadata stored with its weights and,
+optionally, how to run it from precomputed frozen-backbone features.
+SalTR's task lives in :mod:`salience.training.saltr`; a dense model adds its own and a prefix
+in :data:`TASKS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+
+import numpy as np
+from torch import Tensor, nn
+
+from salience.data.dataset import Dataset
+from salience.models.base import DensityModel
+from salience.training.config import ModelConfig
+
+# model-name prefix -> "module:class" of its task
+TASKS: dict[str, str] = {"saltr-": "salience.training.saltr:SaltrTask"}
+
+
+class Task(ABC):
+    """Model-specific parts of training. ``input_size`` is the (height, width) of training images."""
+
+    def __init__(self, config: ModelConfig, input_size: tuple[int, int]) -> None:
+        self.config = config
+        self.input_size = tuple(input_size)
+
+    @abstractmethod
+    def build_model(self) -> nn.Module:
+        """A fresh model whose forward takes (B, 3, h, w) images in [0, 1]."""
+
+    def is_backbone(self, parameter_name: str) -> bool:
+        """Whether a parameter belongs to the pretrained backbone (lower learning rate)."""
+        return parameter_name.startswith("backbone.")
+
+    @abstractmethod
+    def make_targets(
+        self, points: np.ndarray, observers: np.ndarray, rng: np.random.Generator
+    ) -> dict[str, np.ndarray]:
+        """One image's target arrays from its normalized fixations (M, 2) and observers (M,)."""
+
+    def encode(self, model: nn.Module, images: Tensor) -> list[Tensor]:
+        """The frozen backbone's feature maps of (B, 3, h, w) images, for feature caching."""
+        raise NotImplementedError(f"{type(self).__name__} cannot precompute backbone features")
+
+    def forward_features(self, model: nn.Module, features: list[Tensor]) -> dict:
+        """The model's outputs from features made by :meth:`encode` (``model`` may be DDP)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot run from precomputed features")
+
+    @abstractmethod
+    def loss(self, outputs: dict, batch: dict) -> dict[str, Tensor]:
+        """Named losses of a batch; ``loss`` is the one to minimize."""
+
+    @abstractmethod
+    def density(self, model: nn.Module) -> DensityModel:
+        """The model (unwrapped, in eval mode) as a density model for validation."""
+
+    @abstractmethod
+    def metadata(self, model: nn.Module) -> dict[str, str]:
+        """Strings stored with the weights so that the registry can rebuild the model."""
+
+    def calibrate(self, model: nn.Module, dataset: Dataset) -> dict[str, float]:
+        """Fit post-processing on held-out images before validation; returns what was chosen."""
+        return {}
+
+
+def create_task(config: ModelConfig, input_size: tuple[int, int]) -> Task:
+    """The task of the model family ``config.name`` belongs to."""
+    for prefix, target in TASKS.items():
+        if config.name.startswith(prefix):
+            module, cls = target.split(":")
+            return getattr(importlib.import_module(module), cls)(config, input_size)
+    raise KeyError(f"no training task for model {config.name!r}; known prefixes: {list(TASKS)}")
