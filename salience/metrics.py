@@ -467,9 +467,19 @@ def auc_borji(
 # --------------------------------------------------------------------------- other map metrics
 
 
+def _is_constant(smap: np.ndarray) -> bool:
+    """True for a map whose values differ by no more than float rounding (1e-12 relative).
+
+    A constant map blurred or exponentiated picks up ~1e-16 noise; dividing by its std would
+    turn that noise into an arbitrary NSS or CC instead of the 0 a constant map scores.
+    """
+    low, high = float(smap.min()), float(smap.max())
+    return high - low <= 1e-12 * max(abs(low), abs(high))
+
+
 def _nss(smap: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> float:
     std = smap.std()
-    if std == 0:
+    if std == 0 or _is_constant(smap):
         return 0.0
     return float((smap[rows, cols].mean() - smap.mean()) / std)
 
@@ -488,6 +498,8 @@ def nss(sal: npt.ArrayLike, xs: npt.ArrayLike, ys: npt.ArrayLike) -> float:
 
 
 def _cc(a: np.ndarray, b: np.ndarray) -> float:
+    if _is_constant(a) or _is_constant(b):
+        return 0.0
     a = (a - a.mean()).ravel()
     b = (b - b.mean()).ravel()
     # einsum's own loops: BLAS dot products stall when torch's thread pool is also loaded.

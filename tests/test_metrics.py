@@ -843,3 +843,21 @@ def test_empirical_density_needs_fixations_and_a_positive_sigma() -> None:
     with pytest.raises(ValueError, match="sigma_px"):
         metrics.empirical_density(_XS, _YS, (4, 5), 0.0)
     assert metrics.fixation_map([], [], (4, 5)).sum() == 0
+
+
+def test_constant_maps_up_to_rounding_score_zero() -> None:
+    """A uniform density, exponentiated and blurred, is constant up to rounding: NSS = CC = 0."""
+    from salience import metrics as m
+
+    size = (60, 80)
+    uniform = np.exp(np.full(size, -np.log(size[0] * size[1])))
+    blurred = m.optimal_saliency_map(np.log(uniform), "cc", sigma_px=5.0)
+    rng = np.random.default_rng(0)
+    xs, ys = rng.uniform(0, 80, 20), rng.uniform(0, 60, 20)
+    ref = m.empirical_density(xs, ys, size, 5.0)
+    for smap in (uniform, blurred):
+        assert m.nss(smap, xs, ys) == 0.0
+        assert m.cc(smap, ref) == 0.0
+    # a real but faint structure is not mistaken for a constant
+    faint = uniform * (1 + 1e-6 * (np.arange(80) / 80))
+    assert m.cc(faint, ref) != 0.0
