@@ -89,15 +89,17 @@ def explainable_information_gain(ig_model: float, ig_center: float, ig_gold: flo
     return 100.0 * (ig_model - ig_center) / (ig_gold - ig_center)
 
 
-def _shuffled_negatives(dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Normalized positions of all fixations and the index of their image."""
-    xs, ys, ns = [], [], []
+def _shuffled_negatives(dataset: Dataset) -> tuple[np.ndarray, ...]:
+    """All fixations of the dataset in pixels, with their image's index, height and width."""
+    xs, ys, ns, heights, widths = [], [], [], [], []
     for i, stim in enumerate(dataset):
         x, y = stim.fixations()
-        xs.append(x / stim.width)
-        ys.append(y / stim.height)
+        xs.append(x)
+        ys.append(y)
         ns.append(np.full(len(x), i))
-    return np.concatenate(xs), np.concatenate(ys), np.concatenate(ns)
+        heights.append(np.full(len(x), stim.height))
+        widths.append(np.full(len(x), stim.width))
+    return tuple(np.concatenate(v) for v in (xs, ys, ns, heights, widths))
 
 
 # metrics.evaluate_map keys -> the names in tables and files
@@ -188,7 +190,7 @@ def evaluate(
                 f"{len(dataset)} images, e.g. {', '.join(missing[:5])}"
             )
     rng = np.random.default_rng(seed)
-    neg_x, neg_y, neg_n = _shuffled_negatives(dataset)
+    neg_x, neg_y, neg_n, neg_h, neg_w = _shuffled_negatives(dataset)
     stimuli = progress(dataset.stimuli) if progress else dataset.stimuli
     per_image: dict[str, dict[str, float]] = {}
     for i, stim in enumerate(stimuli):
@@ -198,8 +200,12 @@ def evaluate(
         sigma_px = sigma_deg * dataset.ppd(stim)
         reference = metrics.empirical_density(xs, ys, stim.size, sigma_px)
         others = neg_n != i
-        other_xs = np.minimum(neg_x[others] * stim.width, stim.width - 1e-6)
-        other_ys = np.minimum(neg_y[others] * stim.height, stim.height - 1e-6)
+        other_xs, other_ys = metrics.rescale_fixations(
+            neg_x[others], neg_y[others], (neg_h[others], neg_w[others]), stim.size
+        )
+        # rounding must not push a point from the last pixel onto the border
+        other_xs = np.minimum(other_xs, np.nextafter(stim.width, 0))
+        other_ys = np.minimum(other_ys, np.nextafter(stim.height, 0))
         baseline = center_bias.log_density(None, stim.size)
         if isinstance(model, ObserverConditionalModel):
             per_image[stim.id] = _observer_conditional_metrics(

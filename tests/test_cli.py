@@ -76,21 +76,15 @@ def test_eval_baselines_table_and_files(small_osie: Path, tmp_path: Path) -> Non
     assert json.loads(again.read_text())["results"] == data["results"]
 
 
-def test_eval_predictions_folder(small_osie: Path, tmp_path: Path) -> None:
-    """Maps of any size, .npy and .png, resized to the stimulus and scored."""
+def _score_maps(root: Path, maps: Path, ids: list[str], smap: np.ndarray, out: Path) -> dict:
+    """Write ``smap`` for every id (alternately .npy and 8-bit .png) and score the folder."""
     from PIL import Image
 
-    maps = tmp_path / "maps"
-    maps.mkdir()
-    split = json.loads((small_osie / "split.json").read_text())
-    yy, xx = np.mgrid[0:60, 0:80]
-    center = np.exp(-(((xx - 40) / 20) ** 2 + ((yy - 30) / 15) ** 2))
-    for i, image_id in enumerate(split["test"]):
+    for i, image_id in enumerate(ids):
         if i % 2:
-            np.save(maps / f"{image_id}.npy", center)
+            np.save(maps / f"{image_id}.npy", smap)
         else:
-            Image.fromarray((center * 255).astype(np.uint8)).save(maps / f"{image_id}.png")
-    out = tmp_path / "p.json"
+            Image.fromarray((smap * 255).astype(np.uint8)).save(maps / f"{image_id}.png")
     result = runner.invoke(
         app,
         [
@@ -98,7 +92,7 @@ def test_eval_predictions_folder(small_osie: Path, tmp_path: Path) -> None:
             "--dataset",
             "osie",
             "--root",
-            str(small_osie),
+            str(root),
             "--split",
             "test",
             "--predictions",
@@ -110,34 +104,19 @@ def test_eval_predictions_folder(small_osie: Path, tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    means = json.loads(out.read_text())["results"][0]["means"]
+    return json.loads(out.read_text())["results"][0]["means"]
+
+
+def test_eval_predictions_folder(small_osie: Path, tmp_path: Path) -> None:
+    """Maps of any size, .npy and .png, resized to the stimulus and scored."""
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    split = json.loads((small_osie / "split.json").read_text())
+    yy, xx = np.mgrid[0:60, 0:80]
+    center = np.exp(-(((xx - 40) / 20) ** 2 + ((yy - 30) / 15) ** 2))
+    means = _score_maps(small_osie, maps, split["test"], center, tmp_path / "p.json")
     # the inverted map (periphery salient) must score clearly worse than the center map
-    for i, image_id in enumerate(split["test"]):
-        if i % 2:
-            np.save(maps / f"{image_id}.npy", 1 - center)
-        else:
-            Image.fromarray(((1 - center) * 255).astype(np.uint8)).save(maps / f"{image_id}.png")
-    inverted = tmp_path / "inv.json"
-    result = runner.invoke(
-        app,
-        [
-            "eval",
-            "--dataset",
-            "osie",
-            "--root",
-            str(small_osie),
-            "--split",
-            "test",
-            "--predictions",
-            str(maps),
-            "--out",
-            str(inverted),
-            "--mode",
-            "map",
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    worse = json.loads(inverted.read_text())["results"][0]["means"]
+    worse = _score_maps(small_osie, maps, split["test"], 1 - center, tmp_path / "inv.json")
     assert means["AUC-Judd"] > 0.6 > 0.4 > worse["AUC-Judd"]
     assert means["NSS"] > 0.3 > -0.3 > worse["NSS"]
     assert means["CC"] > worse["CC"]
