@@ -30,7 +30,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Predict where people look in images, and score saliency models.",
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # long paths stay whole
 T = TypeVar("T")
 
 
@@ -228,6 +228,332 @@ def train_command(
             f"best {cfg.eval.metric} {summary['best']:.4f} at epoch {summary['best_epoch']}: "
             f"{Path(summary['out_dir']) / 'best.safetensors'}"
         )
+
+
+def _predictor(model: str, checkpoint: Path | None, device: str | None, **kwargs):
+    """The Predictor of a shipped model or of trained weights; a clear error otherwise."""
+    from salience.predictor import Predictor
+
+    try:
+        if checkpoint is not None:
+            return Predictor.from_checkpoint(checkpoint, device=device, **kwargs)
+        return Predictor.from_pretrained(model, device=device, **kwargs)
+    except (KeyError, ValueError, FileNotFoundError, RuntimeError, TypeError) as exc:
+        _fail(str(exc))
+
+
+@app.command("predict")
+def predict_command(
+    inputs: Annotated[
+        list[str], typer.Argument(help="Image files, folders of images, or glob patterns.")
+    ],
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("salience-out"),
+    model: Annotated[str, typer.Option(help="Shipped model to run.")] = "default",
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Run trained weights (.safetensors) instead.")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 8,
+    colormap: Annotated[str, typer.Option(help="Colormap of the overlay (matplotlib).")] = "jet",
+    opacity: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Overlay opacity at the most attended areas.")
+    ] = 0.5,
+    fixations: Annotated[int, typer.Option(min=1, help="Predicted fixations per image.")] = 10,
+    image_degrees: Annotated[
+        float,
+        typer.Option(
+            help="Longer side of the image in degrees of visual angle (viewing geometry)."
+        ),
+    ] = 800 / 24,
+    overwrite: Annotated[
+        bool, typer.Option(help="Predict again images whose outputs already exist.")
+    ] = False,
+) -> None:
+    """Heatmap, overlay, density and likely first fixations of each image.
+
+    Writes <name>_density.npy, <name>_heatmap.png, <name>_overlay.png, <name>_fixations.json
+    and summary.csv. Unreadable images are reported and skipped; re-running finishes an
+    interrupted job.
+    """
+    from salience.batch import collect_inputs, run_predict
+    from salience.render import check_colormap
+
+    paths, missing = collect_inputs(inputs)
+    for item in missing:
+        console.print(f"[yellow]warning:[/yellow] {item}: no image found")
+    if not paths:
+        _fail("no images to predict")
+    try:
+        check_colormap(colormap)
+    except ValueError as exc:
+        _fail(str(exc))
+    predictor = _predictor(
+        model, checkpoint, device, n_fixations=fixations, image_degrees=image_degrees
+    )
+    columns = (TextColumn("predict"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(
+        *columns, console=console, transient=True, disable=not console.is_terminal
+    ) as bar:
+        task = bar.add_task("predict", total=len(paths))
+
+        def advance(item) -> None:
+            bar.advance(task)
+            if item.status == "failed":
+                console.print(f"[red]failed:[/red] {item.image}: {item.error}")
+
+        results = run_predict(
+            predictor, paths, out, batch_size, colormap, opacity, overwrite, advance
+        )
+    counts = {s: sum(r.status == s for r in results) for s in ("written", "exists", "failed")}
+    console.print(
+        f"{counts['written']} predicted, {counts['exists']} already done, "
+        f"{counts['failed']} failed; outputs and summary.csv in {out}"
+    )
+    if counts["failed"]:
+        raise typer.Exit(code=1)
+
+
+def _regions(region: list[str] | None, regions: Path | None, default_grid: bool = False):
+    """Regions from --region texts and a --regions file; a 3 x 3 grid if allowed and none."""
+    from salience.regions import Region, RegionError, check_regions, parse_region, read_regions
+
+    try:
+        found = [parse_region(text) for text in region or []]
+        if regions is not None:
+            found += list(read_regions(regions))
+        if not found and default_grid:
+            rows, cols = ("top", "middle", "bottom"), ("left", "center", "right")
+            found = [
+                Region.rect(f"{r}-{c}", j / 3, i / 3, 1 / 3, 1 / 3, normalized=True)
+                for i, r in enumerate(rows)
+                for j, c in enumerate(cols)
+            ]
+        return check_regions(found)
+    except (RegionError, OSError) as exc:
+        _fail(str(exc))
+
+
+def _predict_one(predictor, image: Path):
+    from salience.images import ImageReadError, load_image
+
+    try:
+        array = load_image(image)
+    except ImageReadError as exc:
+        _fail(str(exc))
+    return array, predictor.result(predictor.log_densities([array])[0], str(image))
+
+
+_REGION_OPTION = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--region",
+        help="NAME:x,y,w,h rectangle (pixels, or fractions of width/height; suffix px or %); "
+        "repeatable.",
+    ),
+]
+_REGIONS_OPTION = Annotated[
+    Path | None,
+    typer.Option("--regions", help="JSON file of rectangles and polygons (see salience.regions)."),
+]
+
+
+@app.command("aoi")
+def aoi_command(
+    image: Annotated[Path, typer.Argument(help="The image (design, page, photo).")],
+    region: _REGION_OPTION = None,
+    regions: _REGIONS_OPTION = None,
+    k: Annotated[int, typer.Option(min=1, help="The first k fixations count as 'seen early'.")] = 3,
+    samples: Annotated[int, typer.Option(min=10, help="Scanpaths sampled from the model.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the sampled scanpaths.")] = 0,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("salience-out"),
+    model: Annotated[str, typer.Option(help="Shipped model to run.")] = "default",
+    checkpoint: Annotated[Path | None, typer.Option(help="Trained weights instead.")] = None,
+    device: Annotated[str | None, typer.Option(help="torch device (default: cpu).")] = None,
+    image_degrees: Annotated[
+        float, typer.Option(help="Longer side of the image in degrees of visual angle.")
+    ] = 800 / 24,
+) -> None:
+    """Share of attention per region, and the chance each is fixated within the first k.
+
+    Writes <name>_aoi.json, <name>_aoi.csv and <name>_aoi.png (the overlay with the regions).
+    """
+    from salience.aoi import analyze
+    from salience.batch import write_prediction
+    from salience.render import draw_regions, overlay, save_png
+
+    chosen = _regions(region, regions)
+    predictor = _predictor(model, checkpoint, device, image_degrees=image_degrees)
+    array, prediction = _predict_one(predictor, image)
+    from salience.regions import RegionError
+
+    try:
+        report = analyze(
+            prediction.density,
+            chosen,
+            predictor.sampler,
+            prediction.pixels_per_degree,
+            k,
+            samples,
+            seed,
+        )
+    except (RegionError, ValueError) as exc:
+        _fail(str(exc))
+    name = image.stem
+    report.write(out / f"{name}_aoi.json", out / f"{name}_aoi.csv")
+    write_prediction(prediction, array, out, name)
+    labels = [f"{r.region} {100 * r.share:.0f}%" for r in report.rows]
+    outlines = [reg.vertices(prediction.size) for reg in chosen]
+    save_png(
+        out / f"{name}_aoi.png", draw_regions(overlay(array, prediction.density), outlines, labels)
+    )
+    table = Table(title=f"{image.name}: attention per region ({samples} sampled scanpaths)")
+    for column in (
+        "region",
+        "area",
+        "share",
+        "lift",
+        f"P(in first {k})",
+        "95 % interval",
+        "mean first #",
+    ):
+        table.add_column(column, justify="left" if column == "region" else "right")
+    for r in report.rows:
+        table.add_row(
+            r.region,
+            f"{100 * r.area_fraction:.1f} %",
+            f"{100 * r.share:.1f} %",
+            f"{r.lift:.2f}",
+            f"{100 * r.p_first_k:.1f} %",
+            f"{100 * r.p_first_k_low:.1f}-{100 * r.p_first_k_high:.1f} %",
+            "-" if r.mean_first_index is None else f"{r.mean_first_index:.2f}",
+        )
+    Console(width=max(Console().width, 120)).print(table)
+    console.print(f"wrote {out / (name + '_aoi.json')}, .csv and .png")
+
+
+@app.command("compare")
+def compare_command(
+    a: Annotated[Path, typer.Argument(help="Design A.")],
+    b: Annotated[Path, typer.Argument(help="Design B.")],
+    region: _REGION_OPTION = None,
+    regions: _REGIONS_OPTION = None,
+    k: Annotated[int, typer.Option(min=1, help="The first k fixations count as 'seen early'.")] = 3,
+    samples: Annotated[int, typer.Option(min=10, help="Scanpaths sampled per design.")] = 1000,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the sampled scanpaths (shared by A and B).")
+    ] = 0,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("salience-out"),
+    model: Annotated[str, typer.Option(help="Shipped model to run.")] = "default",
+    checkpoint: Annotated[Path | None, typer.Option(help="Trained weights instead.")] = None,
+    device: Annotated[str | None, typer.Option(help="torch device (default: cpu).")] = None,
+    image_degrees: Annotated[
+        float, typer.Option(help="Longer side of each image in degrees of visual angle.")
+    ] = 800 / 24,
+) -> None:
+    """Two designs side by side: per-region deltas (B - A) and a difference map.
+
+    Without regions, a 3 x 3 grid of the image is compared. Writes compare.json, compare.csv,
+    compare_side_by_side.png (A, B, difference) and compare_difference.png.
+    """
+    from salience.aoi import compare, resample_density
+    from salience.regions import RegionError
+    from salience.render import difference_map, draw_regions, overlay, save_png, side_by_side
+
+    chosen = _regions(region, regions, default_grid=True)
+    predictor = _predictor(model, checkpoint, device, image_degrees=image_degrees)
+    (array_a, pred_a), (array_b, pred_b) = _predict_one(predictor, a), _predict_one(predictor, b)
+    try:
+        report = compare(
+            pred_a.density,
+            pred_b.density,
+            chosen,
+            predictor.sampler,
+            pred_a.pixels_per_degree,
+            pred_b.pixels_per_degree,
+            k,
+            samples,
+            seed,
+        )
+    except (RegionError, ValueError) as exc:
+        _fail(str(exc))
+    report.write(out / "compare.json", out / "compare.csv")
+    common = report.difference.shape
+    difference = difference_map(
+        resample_density(pred_a.density, common), resample_density(pred_b.density, common)
+    )
+    save_png(out / "compare_difference.png", difference)
+    panels = []
+    for array, pred, rows in ((array_a, pred_a, report.a.rows), (array_b, pred_b, report.b.rows)):
+        labels = [f"{r.region} {100 * r.share:.0f}%" for r in rows]
+        outlines = [reg.vertices(pred.size) for reg in chosen]
+        panels.append(draw_regions(overlay(array, pred.density), outlines, labels))
+    save_png(
+        out / "compare_side_by_side.png",
+        side_by_side([*panels, difference], labels=[f"A: {a.name}", f"B: {b.name}", "B - A"]),
+    )
+    table = Table(title=f"B ({b.name}) - A ({a.name}), {samples} sampled scanpaths each")
+    for column in (
+        "region",
+        "share A",
+        "share B",
+        "delta",
+        f"P(first {k}) A",
+        f"P(first {k}) B",
+        "delta",
+    ):
+        table.add_column(column, justify="left" if column == "region" else "right")
+    for d in report.deltas():
+        table.add_row(
+            d["region"],
+            f"{100 * d['share_a']:.1f} %",
+            f"{100 * d['share_b']:.1f} %",
+            f"{100 * d['share_delta']:+.1f}",
+            f"{100 * d['p_first_k_a']:.1f} %",
+            f"{100 * d['p_first_k_b']:.1f} %",
+            f"{100 * d['p_first_k_delta']:+.1f}",
+        )
+    Console(width=max(Console().width, 120)).print(table)
+    console.print(f"wrote {out / 'compare.json'}, compare.csv and the images in {out}")
+
+
+@app.command("export")
+def export_command(
+    checkpoint: Annotated[Path, typer.Argument(help="Weights from 'salience train'.")],
+    out: Annotated[Path, typer.Argument(help="The .safetensors file to write.")],
+    fp16: Annotated[bool, typer.Option(help="Store floating-point weights as float16.")] = True,
+    sampler_dataset: Annotated[
+        str | None,
+        typer.Option(help="Fit the scanpath sampler on this dataset (e.g. osie) and store it."),
+    ] = None,
+    sampler_root: Annotated[Path | None, typer.Option(help="That dataset's folder.")] = None,
+    sampler_split: Annotated[str, typer.Option(help="That dataset's split.")] = "train",
+) -> None:
+    """Write trained weights as a file to ship (fp16, with the scanpath sampler's parameters)."""
+    import json
+
+    import torch
+
+    from salience.sampling import ScanpathSampler
+    from salience.training.export import export_weights
+
+    metadata: dict[str, str] = {}
+    if sampler_dataset is not None:
+        if sampler_root is None:
+            _fail("--sampler-dataset needs --sampler-root")
+        try:
+            data = load_dataset(sampler_dataset, sampler_root).split(sampler_split)
+        except (DataFormatError, KeyError, FileNotFoundError) as exc:
+            _fail(str(exc))
+        sampler = ScanpathSampler.fit(data)
+        metadata["sampler"] = json.dumps(sampler.to_dict())
+        metadata["sampler_data"] = f"{sampler_dataset} {sampler_split} ({len(data)} images)"
+    try:
+        path = export_weights(checkpoint, out, torch.float16 if fp16 else torch.float32, metadata)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 def main() -> None:

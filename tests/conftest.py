@@ -42,3 +42,20 @@ def nus_scene(nus_scene_root: Path):
     from salience.data.nus_scene import load_nus_scene
 
     return load_nus_scene(nus_scene_root)
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """A small random dense model saved as a checkpoint: the CLI's plumbing, quickly."""
+    import torch
+    from safetensors.torch import save_file
+
+    from salience.models.dense import DenseConfig, DenseSaliency, checkpoint_metadata
+
+    torch.manual_seed(0)
+    model = DenseSaliency(
+        DenseConfig(backbone_pretrained=False, image_size=(64, 96), input_pixels=64 * 96)
+    )
+    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
+    save_file(model.state_dict(), str(path), metadata=checkpoint_metadata(model, "dense-lite0"))
+    return path

@@ -4,8 +4,8 @@ The loop owns data loading, optimization, precision, distribution, checkpoints a
 a :class:`Task` owns what differs per model: building it, turning fixations into its targets,
 its loss, the density it predicts for validation, the metadata stored with its weights and,
 optionally, how to run it from precomputed frozen-backbone features.
-SalTR's task lives in :mod:`salience.training.saltr`; a dense model adds its own and a prefix
-in :data:`TASKS`.
+SalTR's task lives in :mod:`salience.training.saltr`, the dense models' in
+:mod:`salience.training.dense`; a new family adds its task and a prefix in :data:`TASKS`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ from salience.models.base import DensityModel
 from salience.training.config import ModelConfig
 
 # model-name prefix -> "module:class" of its task
-TASKS: dict[str, str] = {"saltr-": "salience.training.saltr:SaltrTask"}
+TASKS: dict[str, str] = {
+    "saltr-": "salience.training.saltr:SaltrTask",
+    "dense-": "salience.training.dense:DenseTask",
+}
 
 
 class Task(ABC):

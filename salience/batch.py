@@ -1,0 +1,196 @@
+"""``salience predict`` as a library: many images in, per-image files out, failures per item.
+
+For an image ``<name>`` the job writes ``<name>_density.npy`` (float32, the image's resolution,
+sums to 1), ``<name>_heatmap.png``, ``<name>_overlay.png`` and ``<name>_fixations.json``, each
+atomically; ``summary.csv`` lists every input with its status. An image whose four files all
+exist is not predicted again (unless ``overwrite``), so an interrupted job is finished by
+running it again. An unreadable image is reported and skipped; the rest are written.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from salience.atomic import atomic_path, atomic_write
+from salience.images import ImageReadError, load_image
+from salience.predictor import Prediction, Predictor
+from salience.render import heatmap, overlay, save_png
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+)
+OUTPUTS = ("_density.npy", "_heatmap.png", "_overlay.png", "_fixations.json")
+SUMMARY_FIELDS = (
+    "image",
+    "name",
+    "status",
+    "error",
+    "height",
+    "width",
+    "first_x",
+    "first_y",
+    "first_probability",
+    "top10_area_share",
+    "seconds",
+)
+
+
+def collect_inputs(inputs: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
+    """Image files named by files, folders (their images, not recursive) and glob patterns;
+    also the inputs that matched nothing. Order is kept, duplicates dropped."""
+    found: dict[Path, None] = {}
+    missing: list[str] = []
+    for item in inputs:
+        text = str(item)
+        path = Path(text)
+        if path.is_dir():
+            matches = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            matches = [path]
+        elif glob.has_magic(text):
+            matches = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+        else:
+            matches = []
+        if not matches:
+            missing.append(text)
+        for match in matches:
+            found.setdefault(match, None)
+    return list(found), missing
+
+
+def output_names(paths: list[Path]) -> dict[Path, str]:
+    """File-name stems for the outputs: the image's stem, or ``stem_ext`` (and then the parent
+    folder) where two inputs would share one."""
+    counts: dict[str, int] = {}
+    for p in paths:
+        counts[p.stem] = counts.get(p.stem, 0) + 1
+    names = {
+        p: p.stem if counts[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.')}" for p in paths
+    }
+    seen: dict[str, int] = {}
+    for p in paths:
+        seen[names[p]] = seen.get(names[p], 0) + 1
+    return {p: names[p] if seen[names[p]] == 1 else f"{p.parent.name}_{names[p]}" for p in paths}
+
+
+def top_area_share(density: np.ndarray, area: float = 0.1) -> float:
+    """Share of the attention falling on the most-attended ``area`` fraction of the image: how
+    concentrated the attention is (``area`` for a flat map, near 1 for a single focus)."""
+    flat = np.sort(density.ravel())[::-1]
+    return float(flat[: max(1, round(area * flat.size))].sum())
+
+
+@dataclass
+class ItemResult:
+    """One input's row of ``summary.csv``."""
+
+    image: Path
+    name: str
+    status: str  # written | exists | failed
+    error: str = ""
+    prediction: Prediction | None = None
+    seconds: float = 0.0
+
+    def row(self) -> dict[str, object]:
+        row: dict[str, object] = {k: "" for k in SUMMARY_FIELDS}
+        row.update(image=str(self.image), name=self.name, status=self.status, error=self.error)
+        if self.prediction is not None:
+            p = self.prediction
+            row.update(
+                height=p.size[0],
+                width=p.size[1],
+                first_x=f"{p.fixations[0, 0]:.1f}",
+                first_y=f"{p.fixations[0, 1]:.1f}",
+                first_probability=f"{p.fixation_probs[0]:.4f}",
+                top10_area_share=f"{top_area_share(p.density):.4f}",
+                seconds=f"{self.seconds:.3f}",
+            )
+        return row
+
+
+def write_prediction(
+    prediction: Prediction,
+    image: np.ndarray,
+    out_dir: Path,
+    name: str,
+    colormap: str = "jet",
+    opacity: float = 0.5,
+) -> None:
+    """The four files of one image, each written atomically."""
+    with atomic_path(out_dir / f"{name}_density.npy") as tmp:
+        np.save(tmp, prediction.density.astype(np.float32))
+    save_png(out_dir / f"{name}_heatmap.png", heatmap(prediction.density))
+    save_png(
+        out_dir / f"{name}_overlay.png",
+        overlay(image, prediction.density, colormap=colormap, opacity=opacity),
+    )
+    atomic_write(out_dir / f"{name}_fixations.json", prediction.fixations_json() + "\n")
+
+
+def run_predict(
+    predictor: Predictor,
+    paths: list[Path],
+    out_dir: Path,
+    batch_size: int = 8,
+    colormap: str = "jet",
+    opacity: float = 0.5,
+    overwrite: bool = False,
+    advance: Callable[[ItemResult], None] | None = None,
+) -> list[ItemResult]:
+    """Predict every image of ``paths`` into ``out_dir``; one :class:`ItemResult` per input.
+
+    ``summary.csv`` is rewritten after every batch, so it is complete up to where an
+    interrupted run stopped."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = output_names(paths)
+    results: list[ItemResult] = []
+    for batch in _batches(paths, batch_size):
+        loaded: list[tuple[Path, np.ndarray]] = []
+        for path in batch:
+            name = names[path]
+            if not overwrite and all((out_dir / f"{name}{s}").is_file() for s in OUTPUTS):
+                results.append(ItemResult(path, name, "exists"))
+                continue
+            try:
+                loaded.append((path, load_image(path)))
+            except ImageReadError as exc:
+                results.append(ItemResult(path, name, "failed", str(exc)))
+        if loaded:
+            start = time.perf_counter()
+            log_densities = predictor.log_densities([im for _, im in loaded])
+            seconds = (time.perf_counter() - start) / len(loaded)
+            for (path, image), log_density in zip(loaded, log_densities, strict=True):
+                prediction = predictor.result(log_density, str(path))
+                try:
+                    write_prediction(prediction, image, out_dir, names[path], colormap, opacity)
+                except OSError as exc:
+                    results.append(ItemResult(path, names[path], "failed", f"writing: {exc}"))
+                    continue
+                results.append(ItemResult(path, names[path], "written", "", prediction, seconds))
+        for item in results[len(results) - len(batch) :]:
+            if advance is not None:
+                advance(item)
+        write_summary(results, out_dir / "summary.csv")
+    return results
+
+
+def write_summary(results: list[ItemResult], path: Path) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SUMMARY_FIELDS)
+    writer.writeheader()
+    for item in results:
+        writer.writerow(item.row())
+    atomic_write(path, buffer.getvalue())
+
+
+def _batches(items: list[Path], size: int) -> Iterator[list[Path]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,186 @@
+"""A dense saliency model in the DeepGaze II/IIE tradition: frozen CNN features, a small readout.
+
+ImageNet features of several depths (EfficientNet-Lite strides 8, 16 and 32) are brought to one
+grid, normalized per channel and read out by a few 1x1 convolutions into one saliency channel.
+A finalizer upsamples it to the output grid (stride 4), blurs it with a learned Gaussian, adds a
+learned log center-bias prior and takes a softmax over all cells: the output is a proper
+log-density, trained directly by the log-likelihood of human fixations.
+
+The model is fully convolutional; the prior is a small learned grid over normalized image
+coordinates, so any aspect ratio works. :func:`input_size_for` picks the network's input size for
+an image: its aspect kept, about ``config.input_pixels`` pixels, sides multiples of 32.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from salience.models.saltr.backbone import Backbone
+
+
+@dataclass(frozen=True)
+class DenseConfig:
+    """Everything needed to build a :class:`DenseSaliency`."""
+
+    backbone: str = "tf_efficientnet_lite0"
+    backbone_pretrained: bool = True
+    out_indices: tuple[int, ...] = (2, 3, 4)  # timm feature stages: strides 8, 16, 32
+    readout: tuple[int, ...] = (16, 16)  # widths of the hidden 1x1 convolutions (softplus)
+    dropout: float = 0.0  # on the normalized features, while training
+    output_stride: int = 4  # the log-density grid, relative to the input
+    prior_grid: tuple[int, int] = (12, 16)  # learned log center bias, (rows, cols)
+    blur_sigma: float = 2.0  # initial Gaussian blur, in output cells
+    blur_radius: int = 16  # kernel half-width in output cells (sigma is clamped below radius / 3)
+    image_size: tuple[int, int] = (384, 512)  # training input (height, width)
+    input_pixels: int = 384 * 512  # inference: about this many input pixels, aspect kept
+    # inference: the mixture of the densities of the image and its mirror image (the training
+    # data is mirrored too); twice the network's work
+    flip_average: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.out_indices or min(self.out_indices) < 1:
+            raise ValueError(f"out_indices must name timm feature stages >= 1: {self.out_indices}")
+        if self.output_stride not in (1, 2, 4, 8):
+            raise ValueError(f"output_stride must be 1, 2, 4 or 8, got {self.output_stride}")
+        if self.blur_sigma <= 0 or self.blur_radius < 1:
+            raise ValueError("blur_sigma and blur_radius must be positive")
+
+
+def input_size_for(size: tuple[int, int], pixels: int, multiple: int = 32) -> tuple[int, int]:
+    """(height, width) for the network: the aspect of ``size``, about ``pixels`` pixels, each
+    side a positive multiple of ``multiple``."""
+    height, width = size
+    scale = math.sqrt(pixels / (height * width))
+    return (
+        max(multiple, round(height * scale / multiple) * multiple),
+        max(multiple, round(width * scale / multiple) * multiple),
+    )
+
+
+def gaussian_kernel_1d(sigma: Tensor, radius: int) -> Tensor:
+    """Normalized 1-D Gaussian of standard deviation ``sigma`` (a 0-d tensor): (2 radius + 1,)."""
+    offsets = torch.arange(-radius, radius + 1, dtype=sigma.dtype, device=sigma.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    return kernel / kernel.sum()
+
+
+def gaussian_blur(x: Tensor, sigma: Tensor, radius: int) -> Tensor:
+    """Separable Gaussian blur of (B, 1, h, w) maps, reflecting at the borders."""
+    kernel = gaussian_kernel_1d(sigma, radius)  # (K,)
+    pad_h, pad_w = min(radius, x.shape[-2] - 1), min(radius, x.shape[-1] - 1)
+    x = F.pad(x, (pad_w, pad_w, 0, 0), mode="reflect" if pad_w else "replicate")
+    x = F.conv2d(x, kernel[radius - pad_w : radius + pad_w + 1].view(1, 1, 1, -1))
+    x = F.pad(x, (0, 0, pad_h, pad_h), mode="reflect" if pad_h else "replicate")
+    return F.conv2d(x, kernel[radius - pad_h : radius + pad_h + 1].view(1, 1, -1, 1))
+
+
+class Readout(nn.Module):
+    """Multi-scale features -> one saliency channel -> log-density over the output grid.
+
+    Per level, the features are standardized per channel (batch norm) and projected by a 1x1
+    convolution; the projections are upsampled to the finest level's grid and summed. Both
+    steps are per-channel linear maps, which commute with bilinear upsampling, so this is the
+    same function as projecting the upsampled, concatenated features, at a fraction of the cost.
+    """
+
+    def __init__(self, config: DenseConfig, channels: list[int]) -> None:
+        super().__init__()
+        self.config = config
+        first = config.readout[0] if config.readout else 1
+        self.norms = nn.ModuleList(nn.BatchNorm2d(c) for c in channels)
+        self.dropout = nn.Dropout2d(config.dropout)
+        self.projections = nn.ModuleList(
+            nn.Conv2d(c, first, kernel_size=1, bias=False) for c in channels
+        )
+        self.bias = nn.Parameter(torch.zeros(1, first, 1, 1))
+        layers: list[nn.Module] = []
+        width = first
+        for hidden in config.readout[1:]:
+            layers += [nn.Softplus(), nn.Conv2d(width, hidden, kernel_size=1)]
+            width = hidden
+        if config.readout:
+            layers += [nn.Softplus(), nn.Conv2d(width, 1, kernel_size=1)]
+        self.convs = nn.Sequential(*layers)
+        self.log_sigma = nn.Parameter(torch.tensor(math.log(config.blur_sigma)))
+        self.log_prior = nn.Parameter(torch.zeros(1, 1, *config.prior_grid))
+
+    def forward(self, features: list[Tensor], out_size: tuple[int, int]) -> Tensor:
+        """Feature maps [(B, C_l, h_l, w_l)], finest first -> log-density (B, *out_size)."""
+        grid = features[0].shape[-2:]
+        x = self.bias  # (1, R, 1, 1)
+        for f, norm, project in zip(features, self.norms, self.projections, strict=True):
+            y = project(self.dropout(norm(f)))  # (B, R, h_l, w_l)
+            if y.shape[-2:] != grid:
+                y = F.interpolate(y, size=grid, mode="bilinear", align_corners=False)
+            x = x + y  # (B, R, h_0, w_0)
+        x = self.convs(x)  # (B, 1, h_0, w_0)
+        x = F.interpolate(x, size=out_size, mode="bilinear", align_corners=False)  # (B, 1, h, w)
+        sigma = self.log_sigma.exp().clamp(0.25, self.config.blur_radius / 3)
+        x = gaussian_blur(x.float(), sigma.float(), self.config.blur_radius)  # (B, 1, h, w)
+        prior = F.interpolate(self.log_prior, size=out_size, mode="bilinear", align_corners=False)
+        x = (x + prior.float()).flatten(1)  # (B, h * w)
+        return F.log_softmax(x, dim=1).view(-1, *out_size)  # (B, h, w)
+
+
+class DenseSaliency(nn.Module):
+    """Backbone + :class:`Readout`. ``forward`` takes (B, 3, H, W) RGB in [0, 1] and returns
+    ``{"log_density": (B, H / s, W / s)}`` with s = ``config.output_stride``: natural-log
+    probabilities of the output cells, each map summing to 1."""
+
+    def __init__(self, config: DenseConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = Backbone(
+            config.backbone, pretrained=config.backbone_pretrained, out_indices=config.out_indices
+        )
+        self.readout = Readout(config, self.backbone.channels)
+
+    def output_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
+        stride = self.config.output_stride
+        return (input_size[0] // stride, input_size[1] // stride)
+
+    def forward(
+        self,
+        images: Tensor | None = None,
+        *,
+        features: list[Tensor] | None = None,
+        input_size: tuple[int, int] | None = None,
+    ) -> dict[str, Tensor]:
+        """From images (B, 3, H, W), or from their backbone ``features`` (e.g. cached) and the
+        ``input_size`` (H, W) they were computed at; going through ``forward`` either way keeps
+        DistributedDataParallel's gradient hooks in play."""
+        if features is None:
+            if images is None:
+                raise ValueError("give images, or features with their input_size")
+            features = self.backbone(images)  # [(B, C_l, H / s_l, W / s_l)]
+            input_size = tuple(images.shape[-2:])
+        elif input_size is None:
+            raise ValueError("features need the input_size they were computed at")
+        return {"log_density": self.readout(features, self.output_size(input_size))}
+
+
+def fixation_nll_bits(log_density: Tensor, points: list[Tensor]) -> Tensor:
+    """Mean over images of the mean negative log-likelihood of their fixations, in bits per
+    fixation relative to a uniform density (so 0 is chance, lower is better).
+
+    ``log_density`` (B, h, w) is over output cells; ``points`` holds per image (M_b, 2)
+    normalized (x, y) in [0, 1). Images without fixations do not count.
+    """
+    _, height, width = log_density.shape
+    flat = log_density.flatten(1)  # (B, h * w)
+    losses = []
+    for b, p in enumerate(points):
+        if len(p) == 0:
+            continue
+        col = (p[:, 0] * width).long().clamp(0, width - 1)  # (M,)
+        row = (p[:, 1] * height).long().clamp(0, height - 1)  # (M,)
+        log_p = flat[b, row * width + col] + math.log(height * width)  # (M,) nats vs uniform
+        losses.append(-log_p.mean() / math.log(2))
+    if not losses:
+        return log_density.sum() * 0.0
+    return torch.stack(losses).mean()

@@ -1,0 +1,204 @@
+"""The Python API practitioners use: an image in, where people will look out.
+
+    from salience import Predictor
+    predictor = Predictor.from_pretrained()          # the shipped default model, offline
+    result = predictor.predict("design.png")         # path, PIL image or numpy array
+    result.density                                   # (H, W), sums to 1, at the input's size
+    result.fixations, result.fixation_probs          # likely first fixations, in order
+
+The density is the model's probabilistic output (a distribution over the pixels a free-viewing
+observer fixates during the first seconds). Predicted fixations are its peaks taken in order
+with inhibition of return (:func:`salience.sampling.greedy_fixations`); each one's probability
+is the density's mass within one degree of visual angle of it. Scanpaths sampled from the
+density (:meth:`Predictor.sample_scanpaths`) carry the model's uncertainty about order.
+
+Degrees need a viewing geometry: an image is assumed to be seen as the training images were
+(the longer side spans what an OSIE image's width did, about 33 degrees), unless
+``image_degrees`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from salience.images import MAX_PIXELS, ImageReadError, load_image, to_rgb_array
+from salience.sampling import Scanpaths, ScanpathSampler, greedy_fixations
+
+ImageLike = str | Path | Image.Image | np.ndarray
+# Longer side of the training images in degrees of visual angle (OSIE: 800 px at 24 px/deg).
+DEFAULT_IMAGE_DEGREES = 800 / 24
+
+
+@dataclass
+class Prediction:
+    """What the model predicts for one image, at the image's own resolution.
+
+    ``fixations`` (K, 2) are (x, y) pixel coordinates in predicted order, ``fixation_probs``
+    (K,) the probability that a fixation lands within one degree of each.
+    """
+
+    log_density: np.ndarray  # (H, W) float64, natural log, logsumexp = 0
+    fixations: np.ndarray  # (K, 2) float64 (x, y) pixels
+    fixation_probs: np.ndarray  # (K,) float64
+    pixels_per_degree: float
+    source: str | None = None
+    _density: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the image."""
+        return self.log_density.shape
+
+    @property
+    def density(self) -> np.ndarray:
+        """(H, W) float64 probabilities of each pixel being fixated; sums to 1."""
+        if self._density is None:
+            density = np.exp(self.log_density)
+            self._density = density / density.sum()
+        return self._density
+
+    @property
+    def display_map(self) -> np.ndarray:
+        """(H, W) in [0, 1] for people to look at (see :func:`salience.render.display_map`)."""
+        from salience.render import display_map
+
+        return display_map(self.density)
+
+    def fixations_dict(self) -> dict:
+        """The predicted fixations as JSON-ready data."""
+        return {
+            "image": self.source,
+            "size": {"height": self.size[0], "width": self.size[1]},
+            "pixels_per_degree": self.pixels_per_degree,
+            "fixations": [
+                {"order": i + 1, "x": float(x), "y": float(y), "probability": float(p)}
+                for i, ((x, y), p) in enumerate(
+                    zip(self.fixations, self.fixation_probs, strict=True)
+                )
+            ],
+        }
+
+    def fixations_json(self) -> str:
+        return json.dumps(self.fixations_dict(), indent=1)
+
+
+def as_rgb(image: ImageLike) -> np.ndarray:
+    """A path, PIL image or array as uint8 RGB (H, W, 3), upright per its EXIF orientation."""
+    if isinstance(image, (str, Path)):
+        return load_image(image)
+    if isinstance(image, Image.Image):
+        if image.width * image.height > MAX_PIXELS:
+            raise ImageReadError(f"{image.width}x{image.height} pixels is larger than allowed")
+        return to_rgb_array(ImageOps.exif_transpose(image))
+    if isinstance(image, np.ndarray):
+        if image.ndim >= 2 and image.shape[0] * image.shape[1] > MAX_PIXELS:
+            raise ImageReadError(f"{image.shape[1]}x{image.shape[0]} pixels is larger than allowed")
+        return to_rgb_array(image)
+    raise TypeError(f"expected a path, PIL image or numpy array, got {type(image).__name__}")
+
+
+class Predictor:
+    """Runs a density model on images and returns :class:`Prediction` objects.
+
+    ``model`` is any :class:`~salience.models.base.DensityModel` that works from the image;
+    one with ``log_densities(images)`` (e.g. :class:`~salience.models.dense.DenseDensity`)
+    runs batches in one forward pass.
+    """
+
+    def __init__(
+        self,
+        model,
+        sampler: ScanpathSampler | None = None,
+        n_fixations: int = 10,
+        image_degrees: float = DEFAULT_IMAGE_DEGREES,
+    ) -> None:
+        if n_fixations < 1:
+            raise ValueError(f"n_fixations must be at least 1, got {n_fixations}")
+        if not image_degrees > 0:
+            raise ValueError(f"image_degrees must be positive, got {image_degrees}")
+        self.model = model
+        self.sampler = sampler or ScanpathSampler()
+        self.n_fixations = n_fixations
+        self.image_degrees = image_degrees
+
+    @classmethod
+    def from_pretrained(cls, name: str = "default", device=None, **kwargs) -> Predictor:
+        """The shipped model ``name`` (no network access), on ``device`` (default: CPU)."""
+        from salience.registry import create_model
+
+        model = create_model(name, pretrained=True)
+        return cls._around(model, device, **kwargs)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device=None, **kwargs) -> Predictor:
+        """Weights written by ``salience train`` (a dense model or SalTR)."""
+        from salience.models.dense import DenseDensity, read_metadata
+
+        metadata = read_metadata(path) if Path(path).is_file() else {}
+        if "saltr_config" in metadata:
+            from salience.models.saltr import SaltrDensity
+
+            return cls._around(SaltrDensity.from_checkpoint(path), device, **kwargs)
+        return cls._around(DenseDensity.from_checkpoint(path), device, **kwargs)
+
+    @classmethod
+    def _around(cls, model, device, **kwargs) -> Predictor:
+        if device is not None:
+            model.model.to(device)
+        if "sampler" not in kwargs and "sampler" in getattr(model, "metadata", {}):
+            kwargs["sampler"] = ScanpathSampler.from_dict(json.loads(model.metadata["sampler"]))
+        return cls(model, **kwargs)
+
+    def log_densities(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """The model's log-densities of uint8 RGB images, batched where the model can."""
+        if hasattr(self.model, "log_densities"):
+            return self.model.log_densities(images)
+        return [self.model.log_density(im, im.shape[:2]) for im in images]
+
+    def pixels_per_degree(self, size: tuple[int, int]) -> float:
+        """Pixels per degree of an image of ``size`` = (height, width) under the assumed
+        viewing geometry."""
+        return max(size) / self.image_degrees
+
+    def result(self, log_density: np.ndarray, source: str | None = None) -> Prediction:
+        """The :class:`Prediction` made from a model's log-density of an image."""
+        ppd = self.pixels_per_degree(log_density.shape)
+        density = np.exp(log_density)
+        density /= density.sum()
+        points, probs = greedy_fixations(density, self.n_fixations, radius_px=ppd)
+        return Prediction(log_density, points, probs, ppd, source, density)
+
+    def predict(self, image: ImageLike) -> Prediction:
+        """The prediction for one image (see :func:`as_rgb` for what ``image`` may be)."""
+        source = str(image) if isinstance(image, (str, Path)) else None
+        (log_density,) = self.log_densities([as_rgb(image)])
+        return self.result(log_density, source)
+
+    def predict_batch(self, images: Iterable[ImageLike], batch_size: int = 8) -> list[Prediction]:
+        """Predictions for many images, ``batch_size`` at a time (same-shaped inputs share a
+        forward pass). Any unreadable image raises; ``salience predict`` skips them instead."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        items = list(images)
+        results: list[Prediction] = []
+        for start in range(0, len(items), batch_size):
+            chunk: Sequence[ImageLike] = items[start : start + batch_size]
+            arrays = [as_rgb(image) for image in chunk]
+            for image, log_density in zip(chunk, self.log_densities(arrays), strict=True):
+                source = str(image) if isinstance(image, (str, Path)) else None
+                results.append(self.result(log_density, source))
+        return results
+
+    def sample_scanpaths(
+        self, prediction: Prediction, n: int = 1000, length: int = 10, seed: int = 0
+    ) -> Scanpaths:
+        """``n`` scanpaths of ``length`` fixations drawn from the prediction's density with the
+        sampler's inhibition of return, saccade amplitudes and durations; reproducible by seed."""
+        rng = np.random.default_rng(seed)
+        return self.sampler.sample(prediction.density, n, length, rng, prediction.pixels_per_degree)

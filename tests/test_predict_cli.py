@@ -1,0 +1,130 @@
+"""`salience predict`: per-image files, summary, bad files skipped, interrupted runs finished."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from salience import batch
+from salience.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def folder(tmp_path):
+    rng = np.random.default_rng(0)
+    images = tmp_path / "in"
+    images.mkdir()
+    Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)).save(images / "a.png")
+    Image.fromarray(rng.integers(0, 256, (50, 40), dtype=np.uint8)).save(images / "b.jpg")
+    (images / "broken.jpg").write_bytes(b"\xff\xd8\xff not an image")
+    (images / "notes.txt").write_text("not an image: ignored")
+    return images
+
+
+def _run(*args):
+    return runner.invoke(app, ["predict", *map(str, args)])
+
+
+def _rows(out):
+    with open(out / "summary.csv", newline="") as f:
+        return {row["name"]: row for row in csv.DictReader(f)}
+
+
+def test_folder_outputs_and_failures(folder, tiny_weights, tmp_path):
+    out = tmp_path / "out"
+    result = _run(folder, "--out", out, "--checkpoint", tiny_weights, "--fixations", 4)
+    assert result.exit_code == 1, result.output  # one image failed
+    assert "broken.jpg" in result.output
+    for name, size in (("a", (60, 80)), ("b", (50, 40))):
+        density = np.load(out / f"{name}_density.npy")
+        assert density.dtype == np.float32 and density.shape == size
+        assert density.sum() == pytest.approx(1.0, abs=1e-4)
+        for kind in ("heatmap", "overlay"):
+            with Image.open(out / f"{name}_{kind}.png") as im:
+                assert im.size == (size[1], size[0]) and im.mode == "RGB"
+        fixations = json.loads((out / f"{name}_fixations.json").read_text())
+        assert len(fixations["fixations"]) == 4 and fixations["fixations"][0]["order"] == 1
+    rows = _rows(out)
+    assert rows["a"]["status"] == rows["b"]["status"] == "written"
+    assert rows["broken"]["status"] == "failed" and "broken.jpg" in rows["broken"]["error"]
+    assert not (out / "broken_density.npy").exists()
+    assert not list(out.glob(".*"))  # no temporary files left
+
+
+def test_rerun_skips_finished_images_and_overwrite_redoes_them(folder, tiny_weights, tmp_path):
+    out = tmp_path / "out"
+    _run(folder / "a.png", "--out", out, "--checkpoint", tiny_weights)
+    stamp = (out / "a_density.npy").stat().st_mtime_ns
+    result = _run(folder / "a.png", "--out", out, "--checkpoint", tiny_weights)
+    assert result.exit_code == 0 and _rows(out)["a"]["status"] == "exists"
+    assert (out / "a_density.npy").stat().st_mtime_ns == stamp
+    (out / "a_overlay.png").unlink()  # one file missing: predicted again
+    result = _run(folder / "a.png", "--out", out, "--checkpoint", tiny_weights)
+    assert _rows(out)["a"]["status"] == "written" and (out / "a_overlay.png").is_file()
+    result = _run(folder / "a.png", "--out", out, "--checkpoint", tiny_weights, "--overwrite")
+    assert _rows(out)["a"]["status"] == "written"
+
+
+def test_interrupted_run_leaves_no_partial_file_and_finishes_on_rerun(
+    folder, tiny_weights, tmp_path, monkeypatch
+):
+    out = tmp_path / "out"
+    real_save = batch.save_png
+    calls = {"n": 0}
+
+    def save_then_die(path, array):
+        calls["n"] += 1
+        if calls["n"] == 3:  # a's heatmap and overlay done, b's heatmap interrupted
+            raise KeyboardInterrupt
+        real_save(path, array)
+
+    monkeypatch.setattr(batch, "save_png", save_then_die)
+    result = _run(
+        folder / "a.png",
+        folder / "b.jpg",
+        "--out",
+        out,
+        "--checkpoint",
+        tiny_weights,
+        "--batch-size",
+        2,
+    )
+    assert result.exit_code != 0
+    assert not list(out.glob(".*"))
+    assert not (out / "b_heatmap.png").exists()
+    monkeypatch.setattr(batch, "save_png", real_save)
+    result = _run(folder / "a.png", folder / "b.jpg", "--out", out, "--checkpoint", tiny_weights)
+    assert result.exit_code == 0, result.output
+    rows = _rows(out)
+    assert rows["a"]["status"] == "exists" and rows["b"]["status"] == "written"
+
+
+def test_globs_duplicate_stems_and_missing_inputs(folder, tiny_weights, tmp_path):
+    Image.new("RGB", (30, 20), "white").save(folder / "a.jpg")
+    out = tmp_path / "out"
+    result = _run(
+        str(folder / "a.*"), folder / "nothing-here.png", "--out", out, "--checkpoint", tiny_weights
+    )
+    assert result.exit_code == 0, result.output
+    assert "nothing-here.png" in result.output
+    assert (out / "a_png_density.npy").is_file() and (out / "a_jpg_density.npy").is_file()
+
+
+def test_errors_before_any_work(folder, tiny_weights, tmp_path):
+    result = _run(tmp_path / "nothing", "--out", tmp_path / "out", "--checkpoint", tiny_weights)
+    assert result.exit_code == 2 and "no images" in result.output
+    result = _run(
+        folder, "--out", tmp_path / "out", "--checkpoint", tiny_weights, "--colormap", "jett"
+    )
+    assert result.exit_code == 2 and "colormap" in result.output
+    result = _run(folder, "--out", tmp_path / "out", "--checkpoint", tmp_path / "none.safetensors")
+    assert result.exit_code == 2 and "not found" in result.output
+    result = _run(folder, "--out", tmp_path / "out", "--checkpoint", tiny_weights, "--opacity", "2")
+    assert result.exit_code == 2
