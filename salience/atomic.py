@@ -27,12 +27,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     )
     os.close(fd)
     tmp_path = Path(tmp)
-    # mkstemp creates 0600; give the result the permissions a plain open() would
+    # mkstemp creates 0600, and some writers (safetensors) recreate the file 0600: give the
+    # result the permissions a plain open() would, once it is written
     umask = os.umask(0)
     os.umask(umask)
-    tmp_path.chmod(0o666 & ~umask)
     try:
         yield tmp_path
+        tmp_path.chmod(0o666 & ~umask)
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)

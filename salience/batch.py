@@ -14,7 +14,7 @@ import glob
 import io
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ import numpy as np
 from salience.atomic import atomic_path, atomic_write
 from salience.images import ImageReadError, load_image
 from salience.predictor import Prediction, Predictor
-from salience.render import heatmap, overlay, save_png
+from salience.render import display_map, heatmap, overlay, save_png
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -90,29 +90,31 @@ def top_area_share(density: np.ndarray, area: float = 0.1) -> float:
 
 @dataclass
 class ItemResult:
-    """One input's row of ``summary.csv``."""
+    """One input's row of ``summary.csv`` (predictions are not kept: folders can be large)."""
 
     image: Path
     name: str
     status: str  # written | exists | failed
     error: str = ""
-    prediction: Prediction | None = None
-    seconds: float = 0.0
+    values: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def written(cls, image: Path, name: str, prediction: Prediction, seconds: float) -> ItemResult:
+        values = {
+            "height": prediction.size[0],
+            "width": prediction.size[1],
+            "first_x": f"{prediction.fixations[0, 0]:.1f}",
+            "first_y": f"{prediction.fixations[0, 1]:.1f}",
+            "first_probability": f"{prediction.fixation_probs[0]:.4f}",
+            "top10_area_share": f"{top_area_share(prediction.density):.4f}",
+            "seconds": f"{seconds:.3f}",
+        }
+        return cls(image, name, "written", "", values)
 
     def row(self) -> dict[str, object]:
         row: dict[str, object] = {k: "" for k in SUMMARY_FIELDS}
         row.update(image=str(self.image), name=self.name, status=self.status, error=self.error)
-        if self.prediction is not None:
-            p = self.prediction
-            row.update(
-                height=p.size[0],
-                width=p.size[1],
-                first_x=f"{p.fixations[0, 0]:.1f}",
-                first_y=f"{p.fixations[0, 1]:.1f}",
-                first_probability=f"{p.fixation_probs[0]:.4f}",
-                top10_area_share=f"{top_area_share(p.density):.4f}",
-                seconds=f"{self.seconds:.3f}",
-            )
+        row.update(self.values)
         return row
 
 
@@ -124,13 +126,19 @@ def write_prediction(
     colormap: str = "jet",
     opacity: float = 0.5,
 ) -> None:
-    """The four files of one image, each written atomically."""
+    """The four files of one image, each written atomically (PNGs fast-compressed)."""
     with atomic_path(out_dir / f"{name}_density.npy") as tmp:
         np.save(tmp, prediction.density.astype(np.float32))
-    save_png(out_dir / f"{name}_heatmap.png", heatmap(prediction.density))
+    shown = display_map(prediction.density)
+    save_png(
+        out_dir / f"{name}_heatmap.png",
+        heatmap(prediction.density, display=shown),
+        compress_level=1,
+    )
     save_png(
         out_dir / f"{name}_overlay.png",
-        overlay(image, prediction.density, colormap=colormap, opacity=opacity),
+        overlay(image, prediction.density, colormap=colormap, opacity=opacity, display=shown),
+        compress_level=1,
     )
     atomic_write(out_dir / f"{name}_fixations.json", prediction.fixations_json() + "\n")
 
@@ -174,7 +182,7 @@ def run_predict(
                 except OSError as exc:
                     results.append(ItemResult(path, names[path], "failed", f"writing: {exc}"))
                     continue
-                results.append(ItemResult(path, names[path], "written", "", prediction, seconds))
+                results.append(ItemResult.written(path, names[path], prediction, seconds))
         for item in results[len(results) - len(batch) :]:
             if advance is not None:
                 advance(item)

@@ -377,7 +377,8 @@ def aoi_command(
 ) -> None:
     """Share of attention per region, and the chance each is fixated within the first k.
 
-    Writes <name>_aoi.json, <name>_aoi.csv and <name>_aoi.png (the overlay with the regions).
+    Writes <name>_aoi.json, <name>_aoi.csv, <name>_aoi.png (the overlay with the regions) and
+    the four files of salience predict.
     """
     from salience.aoi import analyze
     from salience.batch import write_prediction

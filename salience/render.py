@@ -57,28 +57,36 @@ def display_map(density: np.ndarray) -> np.ndarray:
     return np.clip(below + 0.5 * level_mass, 0.0, 1.0)[inverse].reshape(d.shape)
 
 
-def heatmap(density: np.ndarray, colormap: str = "inferno") -> np.ndarray:
+def heatmap(
+    density: np.ndarray, colormap: str = "inferno", display: np.ndarray | None = None
+) -> np.ndarray:
     """The display map (see ``display_map``) in a colormap: uint8 (H, W, 3).
 
     The default, inferno, is perceptually uniform and readable in grayscale and by colour-blind
-    readers, so equal steps in attention share look like equal steps.
+    readers, so equal steps in attention share look like equal steps. ``display``: the
+    density's display map if already computed (it costs a sort of the pixels).
     """
-    return _apply(_colormap(colormap), display_map(density))
+    return _apply(_colormap(colormap), display_map(density) if display is None else display)
 
 
 def overlay(
-    image: np.ndarray, density: np.ndarray, colormap: str = "jet", opacity: float = 0.5
+    image: np.ndarray,
+    density: np.ndarray,
+    colormap: str = "jet",
+    opacity: float = 0.5,
+    display: np.ndarray | None = None,
 ) -> np.ndarray:
     """The heatmap blended over the image: uint8 (H, W, 3).
 
     Each pixel's opacity is ``opacity`` times its display value, so the heat covers the image
     where attention concentrates and fades out where there is little: the photo stays readable
-    in low-attention areas (zero-density pixels are left exactly as they were).
+    in low-attention areas (zero-density pixels are left exactly as they were). ``display`` as
+    in :func:`heatmap`.
     """
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be in [0, 1], got {opacity}")
     rgb = to_rgb_array(image)
-    value = display_map(density)
+    value = display_map(density) if display is None else display
     if value.shape != rgb.shape[:2]:
         raise ValueError(
             f"image is {rgb.shape[0]}x{rgb.shape[1]} (H x W) but the density is "
@@ -233,12 +241,12 @@ def check_colormap(name: str) -> None:
     _colormap(name)
 
 
-def save_png(path: str | Path, array: np.ndarray) -> None:
+def save_png(path: str | Path, array: np.ndarray, compress_level: int = 6) -> None:
     """Write a uint8 gray (H, W), RGB (H, W, 3) or RGBA (H, W, 4) array as a PNG, atomically.
 
     The file is written to a temporary name beside ``path`` and renamed into place, so an
     interrupted run leaves the old file or none, never half of one; parent folders are created.
-    The format is PNG whatever ``path``'s suffix.
+    The format is PNG whatever ``path``'s suffix; ``compress_level`` 1 (fast) to 9 (small).
     """
     arr = np.asarray(array)
     if arr.dtype != np.uint8:
@@ -246,7 +254,7 @@ def save_png(path: str | Path, array: np.ndarray) -> None:
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)) or arr.size == 0:
         raise ValueError(f"save_png needs an (H, W), (H, W, 3) or (H, W, 4) array, got {arr.shape}")
     with atomic_path(path) as tmp:
-        Image.fromarray(arr).save(tmp, format="PNG")
+        Image.fromarray(arr).save(tmp, format="PNG", compress_level=compress_level)
 
 
 def _density(density: np.ndarray) -> np.ndarray:

@@ -742,15 +742,19 @@ def greedy_fixations(
     # disk mass around every pixel; FFT rounding (~1e-17) must not make empty areas win
     smoothed = fftconvolve(dens, disk, mode="same")  # (H, W)
     smoothed[smoothed < 1e-12] = 0.0
-    rows, cols = np.mgrid[0:height, 0:width]  # (H, W) each
+    span = int(np.ceil(2 * radius_px))  # only this window around a peak is touched
     points, probs = [], []
     for _ in range(k):
         peak = int(np.argmax(smoothed))
         if not smoothed.flat[peak] > 0:
             break
         row, col = divmod(peak, width)
-        d2 = (rows - row) ** 2 + (cols - col) ** 2  # (H, W) squared pixel distances
+        top, left = max(0, row - span), max(0, col - span)
+        bottom, right = min(height, row + span + 1), min(width, col + span + 1)
+        d2 = (np.arange(top, bottom)[:, None] - row) ** 2 + (
+            np.arange(left, right)[None, :] - col
+        ) ** 2  # (h, w) squared pixel distances in the window
         points.append((col + 0.5, row + 0.5))
-        probs.append(float(dens[d2 <= radius_px**2].sum()))
-        smoothed[d2 <= (2 * radius_px) ** 2] = -1.0
+        probs.append(float(dens[top:bottom, left:right][d2 <= radius_px**2].sum()))
+        smoothed[top:bottom, left:right][d2 <= (2 * radius_px) ** 2] = -1.0
     return np.array(points, dtype=np.float64).reshape(-1, 2), np.array(probs, dtype=np.float64)

@@ -79,11 +79,11 @@ def test_interrupted_run_leaves_no_partial_file_and_finishes_on_rerun(
     real_save = batch.save_png
     calls = {"n": 0}
 
-    def save_then_die(path, array):
+    def save_then_die(path, array, **options):
         calls["n"] += 1
         if calls["n"] == 3:  # a's heatmap and overlay done, b's heatmap interrupted
             raise KeyboardInterrupt
-        real_save(path, array)
+        real_save(path, array, **options)
 
     monkeypatch.setattr(batch, "save_png", save_then_die)
     result = _run(

@@ -1,0 +1,83 @@
+"""The model shipped in the package: loads offline, is a real saliency model, carries its sampler."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from safetensors import safe_open
+from typer.testing import CliRunner
+
+from salience.cli import app
+from salience.evaluate import evaluate
+from salience.models.baselines import CenterBiasKDE
+from salience.models.dense import DenseDensity, shipped_weights
+from salience.predictor import Predictor
+from salience.registry import create_model
+from salience.sampling import ScanpathSampler
+
+
+def test_shipped_file_is_small_fp16_and_self_describing():
+    path = shipped_weights("default")
+    assert path.stat().st_size < 10e6
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata()
+        dtypes = {f.get_tensor(k).dtype for k in f.keys()}
+    assert "dense_config" in metadata and metadata["model"].startswith("dense-")
+    assert {str(d) for d in dtypes} <= {"torch.float16", "torch.int64"}
+    ScanpathSampler.from_dict(json.loads(metadata["sampler"]))
+
+
+def test_default_model_beats_the_center_bias_on_held_out_osie(osie):
+    model = create_model("default", pretrained=True)
+    assert isinstance(model, DenseDensity)
+    val = osie.split("val")
+    subset = val.subset(val.ids[:8])
+    center_bias = CenterBiasKDE()
+    center_bias.fit(osie.split("train"))
+    result = evaluate(model, subset, center_bias=center_bias)
+    # the center bias scores IG 0, NSS about 0.9 and AUC-Judd about 0.74 on OSIE val
+    assert result.means["IG"] > 1.0
+    assert result.means["NSS"] > 2.5
+    assert result.means["AUC-Judd"] > 0.85
+
+
+def test_predictor_from_pretrained_uses_the_shipped_sampler():
+    predictor = Predictor.from_pretrained()
+    with safe_open(str(shipped_weights("default")), framework="pt") as f:
+        stored = json.loads(f.metadata()["sampler"])
+    assert predictor.sampler.to_dict() == stored
+    result = predictor.predict(np.full((120, 160, 3), 200, np.uint8))
+    assert result.density.shape == (120, 160)
+
+
+def test_untrained_default_architecture_and_unknown_overrides():
+    with pytest.raises(ValueError, match="overrides"):
+        create_model("default", pretrained=True, readout=(4,))
+
+
+def test_export_writes_fp16_with_a_fitted_sampler(tiny_weights, osie_root, tmp_path):
+    out = tmp_path / "shipped.safetensors"
+    result = CliRunner().invoke(
+        app,
+        [
+            "export",
+            str(tiny_weights),
+            str(out),
+            "--sampler-dataset",
+            "osie",
+            "--sampler-root",
+            str(osie_root),
+            "--sampler-split",
+            "val",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    with safe_open(str(out), framework="pt") as f:
+        assert all(str(f.get_tensor(k).dtype) in ("torch.float16", "torch.int64") for k in f.keys())
+        metadata = f.metadata()
+    assert "osie val (100 images)" == metadata["sampler_data"]
+    predictor = Predictor.from_checkpoint(out)
+    assert predictor.sampler.to_dict() == json.loads(metadata["sampler"])
+    assert out.stat().st_size < tiny_weights.stat().st_size
