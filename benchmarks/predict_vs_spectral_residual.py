@@ -33,7 +33,7 @@ from salience.data import load_dataset
 from salience.evaluate import METRICS, evaluate, explainable_information_gain, map_to_log_density
 from salience.images import load_image
 from salience.models.base import DensityModel
-from salience.models.baselines import CenterBiasKDE, GoldStandard
+from salience.models.baselines import fit_references
 from salience.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,14 +117,7 @@ def main() -> None:
         sr.saliency_map(load_image(path))
     sr_folder = len(paths) / (time.perf_counter() - start)
 
-    center_bias = CenterBiasKDE()
-    center_bias.fit(osie.split("train"))
-    gold = GoldStandard()
-    gold.center_bias = center_bias
-    gold.fit_tuning(val)
-    gold.use_geometry_of(val)
-    gains = [gold.information_gain(s, center_bias) for s in val if len(s.scanpaths) >= 2]
-    gold_ig = float(np.mean(gains))
+    center_bias, _, gold_ig = fit_references(osie.split("train"), val, val)
     rows = []
     for mode in ("map", "probabilistic"):
         for name, model in (("default", predictor.model), (sr.name, sr)):

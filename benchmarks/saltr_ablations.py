@@ -35,7 +35,7 @@ import torch
 from salience.atomic import atomic_write
 from salience.data import load_dataset
 from salience.evaluate import evaluate, explainable_information_gain
-from salience.models.baselines import CenterBiasKDE, GoldStandard
+from salience.models.baselines import fit_references
 from salience.models.saltr.density import SaltrDensity
 from salience.training.config import load_config
 from salience.training.loop import Trainer
@@ -145,14 +145,7 @@ def main() -> None:
         return
     osie = load_dataset("osie", str(ROOT / "../shared/data/osie"))
     val = osie.split("val")
-    center_bias = CenterBiasKDE()
-    center_bias.fit(osie.split("train"))
-    gold = GoldStandard()
-    gold.center_bias = center_bias
-    gold.fit_tuning(val)
-    gold.use_geometry_of(val)
-    gains = [gold.information_gain(s, center_bias) for s in val if len(s.scanpaths) >= 2]
-    gold_ig = sum(gains) / len(gains)
+    center_bias, _, gold_ig = fit_references(osie.split("train"), val, val)
     sigmas = sigma_sweep(args, val, center_bias, gold_ig)
 
     reference = results["hungarian"]["best"]["IG"]

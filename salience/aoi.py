@@ -148,6 +148,14 @@ def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return out.getvalue()
 
 
+def _write(
+    report: AoiReport | ComparisonReport, json_path: str | Path, csv_path: str | Path | None
+) -> None:
+    atomic_write(json_path, report.to_json())
+    if csv_path is not None:
+        atomic_write(csv_path, report.to_csv())
+
+
 @dataclass(frozen=True)
 class AoiReport:
     """Attention per region on one image, with what produced it."""
@@ -176,9 +184,7 @@ class AoiReport:
 
     def write(self, json_path: str | Path, csv_path: str | Path | None = None) -> None:
         """Write the JSON (and the CSV, if a path is given), each atomically."""
-        atomic_write(json_path, self.to_json())
-        if csv_path is not None:
-            atomic_write(csv_path, self.to_csv())
+        _write(self, json_path, csv_path)
 
 
 def analyze(
@@ -290,9 +296,7 @@ class ComparisonReport:
 
     def write(self, json_path: str | Path, csv_path: str | Path | None = None) -> None:
         """Write the JSON (and the CSV, if a path is given), each atomically."""
-        atomic_write(json_path, self.to_json())
-        if csv_path is not None:
-            atomic_write(csv_path, self.to_csv())
+        _write(self, json_path, csv_path)
 
 
 def compare(

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, TypeVar
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -22,8 +21,9 @@ from salience.evaluate import (
     explainable_information_gain,
     write_results,
 )
-from salience.models.baselines import GoldStandard
+from salience.models.baselines import fit_references
 from salience.registry import create_model, describe_models
+from salience.sampling import DEFAULT_IMAGE_SPAN_DEGREES
 
 app = typer.Typer(
     add_completion=False,
@@ -116,8 +116,6 @@ def eval_command(
         f"{sum(s.n_fixations for s in evaluated)} fixations"
         + (f" ({data.dropped} outside the image dropped)" if data.dropped else "")
     )
-    center_bias = create_model("center-bias")
-    center_bias.fit(fit_data)
 
     def tuning_data():
         if tune_split in data.splits or tune_split == "all":
@@ -125,10 +123,9 @@ def eval_command(
         console.print(f"[yellow]no split {tune_split!r}: gold standard tuned on {split!r}[/yellow]")
         return evaluated
 
-    gold = GoldStandard()
-    gold.center_bias = center_bias
-    gold.fit_tuning(tuning_data())
-    gold.use_geometry_of(evaluated)
+    center_bias, gold, ig_gold = fit_references(fit_data, tuning_data(), evaluated)
+    if ig_gold is None:  # no image with two observers: nothing is explainable
+        ig_gold = float("nan")
 
     results: list[EvaluationResult] = []
     jobs: list[tuple[str, object]] = [(name, None) for name in (model or [])]
@@ -165,9 +162,6 @@ def eval_command(
             _fail(f"{name}: {exc}")
         results.append(result)
 
-    ig_gold = float(
-        np.mean([gold.information_gain(s, center_bias) for s in evaluated if len(s.scanpaths) >= 2])
-    )
     explained = {
         r.model: explainable_information_gain(r.means["IG"], 0.0, ig_gold) for r in results
     }
@@ -266,7 +260,7 @@ def predict_command(
         typer.Option(
             help="Longer side of the image in degrees of visual angle (viewing geometry)."
         ),
-    ] = 800 / 24,
+    ] = DEFAULT_IMAGE_SPAN_DEGREES,
     overwrite: Annotated[
         bool, typer.Option(help="Predict again images whose outputs already exist.")
     ] = False,
@@ -373,7 +367,7 @@ def aoi_command(
     device: Annotated[str | None, typer.Option(help="torch device (default: cpu).")] = None,
     image_degrees: Annotated[
         float, typer.Option(help="Longer side of the image in degrees of visual angle.")
-    ] = 800 / 24,
+    ] = DEFAULT_IMAGE_SPAN_DEGREES,
 ) -> None:
     """Share of attention per region, and the chance each is fixated within the first k.
 
@@ -451,7 +445,7 @@ def compare_command(
     device: Annotated[str | None, typer.Option(help="torch device (default: cpu).")] = None,
     image_degrees: Annotated[
         float, typer.Option(help="Longer side of each image in degrees of visual angle.")
-    ] = 800 / 24,
+    ] = DEFAULT_IMAGE_SPAN_DEGREES,
 ) -> None:
     """Two designs side by side: per-region deltas (B - A) and a difference map.
 

@@ -28,11 +28,14 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from salience.images import MAX_PIXELS, ImageReadError, load_image, to_rgb_array
-from salience.sampling import Scanpaths, ScanpathSampler, greedy_fixations
+from salience.sampling import (
+    DEFAULT_IMAGE_SPAN_DEGREES,
+    Scanpaths,
+    ScanpathSampler,
+    greedy_fixations,
+)
 
 ImageLike = str | Path | Image.Image | np.ndarray
-# Longer side of the training images in degrees of visual angle (OSIE: 800 px at 24 px/deg).
-DEFAULT_IMAGE_DEGREES = 800 / 24
 
 
 @dataclass
@@ -116,7 +119,7 @@ class Predictor:
         model,
         sampler: ScanpathSampler | None = None,
         n_fixations: int = 10,
-        image_degrees: float = DEFAULT_IMAGE_DEGREES,
+        image_degrees: float = DEFAULT_IMAGE_SPAN_DEGREES,
     ) -> None:
         if n_fixations < 1:
             raise ValueError(f"n_fixations must be at least 1, got {n_fixations}")

@@ -336,6 +336,23 @@ def uniform(pretrained: bool = False) -> Uniform:
     return Uniform()
 
 
+def fit_references(
+    train: Dataset, tune: Dataset, evaluated: Dataset
+) -> tuple[CenterBiasKDE, GoldStandard, float | None]:
+    """The two ends of the explainable-IG scale for scoring ``evaluated``: the center bias fitted
+    on ``train``, the gold standard tuned on ``tune`` (with ``evaluated``'s geometry), and the
+    gold standard's mean IG over ``evaluated``'s images with two or more observers (None if
+    there are none)."""
+    center_bias = CenterBiasKDE()
+    center_bias.fit(train)
+    gold = GoldStandard()
+    gold.center_bias = center_bias
+    gold.fit_tuning(tune)
+    gold.use_geometry_of(evaluated)
+    gains = [gold.information_gain(s, center_bias) for s in evaluated if len(s.scanpaths) >= 2]
+    return center_bias, gold, float(np.mean(gains)) if gains else None
+
+
 @register_model("center-bias", "Center bias: kernel density of normalized fixation positions.")
 def center_bias(pretrained: bool = False, **overrides: float) -> CenterBiasKDE:
     return CenterBiasKDE(**overrides)

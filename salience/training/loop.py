@@ -37,7 +37,7 @@ from salience.atomic import atomic_write
 from salience.data import load_dataset
 from salience.data.dataset import Dataset
 from salience.evaluate import evaluate, explainable_information_gain
-from salience.models.baselines import CenterBiasKDE, GoldStandard
+from salience.models.baselines import CenterBiasKDE, fit_references
 from salience.training.checkpoint import (
     has_checkpoint,
     load_checkpoint,
@@ -183,16 +183,9 @@ class Trainer:
         source = self.config.data.val
         if source is None:
             return None
-        full = self._load(source)
         val = self._split(source)
-        center_bias = CenterBiasKDE()
-        center_bias.fit(full.split("train"))
-        gold = GoldStandard()
-        gold.center_bias = center_bias
-        gold.fit_tuning(val)
-        gold.use_geometry_of(val)
-        gains = [gold.information_gain(s, center_bias) for s in val if len(s.scanpaths) >= 2]
-        return val, center_bias, float(np.mean(gains)) if gains else None
+        center_bias, _, gold_ig = fit_references(self._load(source).split("train"), val, val)
+        return val, center_bias, gold_ig
 
     def _optimizer(self, model: nn.Module, task: Task) -> torch.optim.Optimizer:
         optim = self.config.optim

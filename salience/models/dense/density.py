@@ -19,21 +19,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors import safe_open
 from safetensors.torch import load_file
 
 from salience.models.base import DensityModel
 from salience.models.dense.model import DenseConfig, DenseSaliency, input_size_for
+from salience.models.saltr.density import read_metadata
 
 
 def checkpoint_metadata(model: DenseSaliency, name: str) -> dict[str, str]:
     """safetensors metadata describing a dense checkpoint (strings only)."""
     return {"model": name, "dense_config": json.dumps(dataclasses.asdict(model.config))}
-
-
-def read_metadata(path: str | Path) -> dict[str, str]:
-    with safe_open(str(path), framework="pt") as f:
-        return f.metadata() or {}
 
 
 def config_from_metadata(metadata: dict[str, str], where: str) -> DenseConfig:

@@ -52,7 +52,7 @@ def test_predictor_from_pretrained_uses_the_shipped_sampler():
     assert result.density.shape == (120, 160)
 
 
-def test_untrained_default_architecture_and_unknown_overrides():
+def test_shipped_default_takes_no_overrides():
     with pytest.raises(ValueError, match="overrides"):
         create_model("default", pretrained=True, readout=(4,))
 
