@@ -29,12 +29,15 @@ class ConfigError(ValueError):
 @dataclass
 class SourceConfig:
     """One dataset split: loader name (``salience.data.load_dataset``), folder and split;
-    ``limit`` keeps only its first images (quick runs, tests)."""
+    ``limit`` keeps only its first images (quick runs, tests). ``condition`` is the kind of data,
+    for models conditioned on it (SUM, :class:`salience.models.sum.Condition`: 0 mouse tracking,
+    1 eye tracking on natural images, 2 e-commerce, 3 user interfaces); other models ignore it."""
 
     name: str = "osie"
     root: str = ""
     split: str = "train"
     limit: int | None = None
+    condition: int | None = None
 
 
 @dataclass

@@ -83,8 +83,10 @@ class FixationDataset(torch.utils.data.Dataset):
 
     Index with ``(epoch, i)`` (what :class:`EpochSampler` yields) or a plain ``i`` (epoch 0).
     A sample is a dict: ``image`` float (3, h, w) in [0, 1], ``id``, ``index``, ``flip`` (whether
-    it was mirrored), and the arrays returned by ``target_fn`` as tensors. Without ``augment`` the
-    image is only resized; ``with_images=False`` leaves it out (training on cached features).
+    it was mirrored), ``condition`` (the kind of data of its dataset, from ``conditions``, one
+    per dataset; None when not given), and the arrays returned by ``target_fn`` as tensors.
+    Without ``augment`` the image is only resized; ``with_images=False`` leaves it out (training
+    on cached features).
     """
 
     def __init__(
@@ -96,8 +98,15 @@ class FixationDataset(torch.utils.data.Dataset):
         seed: int = 0,
         cache_images: bool = False,
         with_images: bool = True,
+        conditions: Sequence[int | None] | None = None,
     ) -> None:
+        if conditions is not None and len(conditions) != len(datasets):
+            raise ValueError(f"{len(conditions)} conditions for {len(datasets)} datasets")
         self.stimuli: list[Stimulus] = [s for d in datasets for s in d]
+        conditions = [None] * len(datasets) if conditions is None else conditions
+        self.conditions: list[int | None] = [
+            c for d, c in zip(datasets, conditions, strict=True) for _ in d
+        ]
         self.input_size = tuple(input_size)
         self.target_fn = target_fn
         self.augment = augment
@@ -135,7 +144,12 @@ class FixationDataset(torch.utils.data.Dataset):
         h, w = self.input_size
         points = np.stack([x / w, y / h], axis=1).reshape(-1, 2)  # (M, 2) normalized
         observers = stim.observer_index()[keep]  # (M,)
-        sample = {"id": stim.id, "index": index, "flip": transform.flip}
+        sample = {
+            "id": stim.id,
+            "index": index,
+            "flip": transform.flip,
+            "condition": self.conditions[index],
+        }
         if self.with_images:
             sample["image"] = _to_tensor(transform.image(self._image(index)))  # (3, h, w)
         for name, array in self.target_fn(points, observers, rng).items():

@@ -227,6 +227,7 @@ class Trainer:
             seed=cfg.train.seed,
             cache_images=cfg.data.cache_images,
             with_images=not cfg.data.cache_features,
+            conditions=[source.condition for source in cfg.data.train],
         )
         sampler = EpochSampler(train_set, cfg.train.seed, self.dist.rank, self.dist.world_size)
         steps_per_epoch = len(sampler) // cfg.train.batch_size
@@ -297,10 +298,10 @@ class Trainer:
                     batch = _to_device(batch, self.device)
                     with torch.autocast(self.device.type, dtype=amp_dtype, enabled=use_amp):
                         if bank is None:
-                            outputs = ddp(batch["image"])
+                            outputs = task.forward(ddp, batch)
                         else:
                             features = bank.lookup(batch["index"], batch["flip"], self.device)
-                            outputs = task.forward_features(ddp, features)
+                            outputs = task.forward_features(ddp, features, batch)
                     losses = task.loss(outputs, batch)
                     loss = losses["loss"]
                     if not torch.isfinite(loss):
@@ -402,7 +403,7 @@ class Trainer:
         start = time.perf_counter()
         chosen = task.calibrate(model, calibration) if calibration is not None else {}
         result = evaluate(
-            task.density(model),
+            task.density(model, self.config.data.val.condition),
             val,
             center_bias=center_bias,
             mode=self.config.eval.mode,

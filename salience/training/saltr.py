@@ -156,7 +156,7 @@ class SaltrTask(Task):
     def encode(self, model: nn.Module, images: Tensor) -> list[Tensor]:
         return model.backbone(images)  # [(B, C_l, H_l, W_l)]
 
-    def forward_features(self, model: nn.Module, features: list[Tensor]) -> dict:
+    def forward_features(self, model: nn.Module, features: list[Tensor], batch: dict) -> dict:
         """SalTR's forward with its backbone stood in for by the given features."""
         inner = model.module if isinstance(model, DistributedDataParallel) else model
         backbone = inner.backbone
@@ -169,7 +169,7 @@ class SaltrTask(Task):
     def loss(self, outputs: dict, batch: dict) -> dict[str, Tensor]:
         return weighted_set_loss(self.criterion, outputs, batch["points"], batch["weights"])
 
-    def density(self, model: nn.Module) -> SaltrDensity:
+    def density(self, model: nn.Module, condition: int | None = None) -> SaltrDensity:
         return SaltrDensity(model, sigma_px=self.sigma_px, floor_weight=self.floor_weight)
 
     def metadata(self, model: nn.Module) -> dict[str, str]:

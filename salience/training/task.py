@@ -48,12 +48,17 @@ class Task(ABC):
     ) -> dict[str, np.ndarray]:
         """One image's target arrays from its normalized fixations (M, 2) and observers (M,)."""
 
+    def forward(self, model: nn.Module, batch: dict) -> dict:
+        """The model's outputs on a batch's images (``model`` may be DDP)."""
+        return model(batch["image"])
+
     def encode(self, model: nn.Module, images: Tensor) -> list[Tensor]:
         """The frozen backbone's feature maps of (B, 3, h, w) images, for feature caching."""
         raise NotImplementedError(f"{type(self).__name__} cannot precompute backbone features")
 
-    def forward_features(self, model: nn.Module, features: list[Tensor]) -> dict:
-        """The model's outputs from features made by :meth:`encode` (``model`` may be DDP)."""
+    def forward_features(self, model: nn.Module, features: list[Tensor], batch: dict) -> dict:
+        """The model's outputs from a batch's features made by :meth:`encode` (``model`` may
+        be DDP)."""
         raise NotImplementedError(f"{type(self).__name__} cannot run from precomputed features")
 
     @abstractmethod
@@ -61,8 +66,9 @@ class Task(ABC):
         """Named losses of a batch; ``loss`` is the one to minimize."""
 
     @abstractmethod
-    def density(self, model: nn.Module) -> DensityModel:
-        """The model (unwrapped, in eval mode) as a density model for validation."""
+    def density(self, model: nn.Module, condition: int | None = None) -> DensityModel:
+        """The model (unwrapped, in eval mode) as a density model for validation; ``condition``
+        is the validation data's kind, which only conditioned models use."""
 
     @abstractmethod
     def metadata(self, model: nn.Module) -> dict[str, str]:

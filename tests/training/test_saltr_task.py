@@ -59,7 +59,7 @@ def test_forward_from_cached_features_equals_forward(task_and_model, small_osie,
     images = torch.rand(2, 3, 64, 96)
     with torch.no_grad():
         direct = model(images)
-        cached = task.forward_features(model, task.encode(model, images))
+        cached = task.forward_features(model, task.encode(model, images), {})
     torch.testing.assert_close(cached["pred_points"], direct["pred_points"])
     torch.testing.assert_close(cached["pred_logits"], direct["pred_logits"])
     assert type(model.backbone).__name__ == "Backbone"  # the real backbone is back

@@ -6,6 +6,12 @@ A finalizer upsamples it to the output grid (stride 4), blurs it with a learned 
 learned log center-bias prior and takes a softmax over all cells: the output is a proper
 log-density, trained directly by the log-likelihood of human fixations.
 
+With ``readouts`` > 1 the model holds several readouts on the one backbone and predicts the
+mixture of their densities (each weighted 1 / K), as DeepGaze IIE mixes its readouts: the
+backbone's work, nearly all of the cost, is shared. Trained with ``ensemble_loss="members"``
+each readout learns on its own (an ensemble in one run, diverse through its initialization and
+dropout masks); with ``"mixture"`` the mixture's likelihood is what is trained.
+
 The model is fully convolutional; the prior is a small learned grid over normalized image
 coordinates, so any aspect ratio works. :func:`input_size_for` picks the network's input size for
 an image: its aspect kept, about ``config.input_pixels`` pixels, sides multiples of 32.
@@ -32,6 +38,8 @@ class DenseConfig:
     out_indices: tuple[int, ...] = (2, 3, 4)  # timm feature stages: strides 8, 16, 32
     readout: tuple[int, ...] = (16, 16)  # widths of the hidden 1x1 convolutions (softplus)
     dropout: float = 0.0  # on the normalized features, while training
+    readouts: int = 1  # readouts whose densities are mixed with equal weights
+    ensemble_loss: str = "members"  # train each readout on its own, or "mixture": train the mix
     output_stride: int = 4  # the log-density grid, relative to the input
     prior_grid: tuple[int, int] = (12, 16)  # learned log center bias, (rows, cols)
     blur_sigma: float = 2.0  # initial Gaussian blur, in output cells
@@ -49,6 +57,12 @@ class DenseConfig:
             raise ValueError(f"output_stride must be 1, 2, 4 or 8, got {self.output_stride}")
         if self.blur_sigma <= 0 or self.blur_radius < 1:
             raise ValueError("blur_sigma and blur_radius must be positive")
+        if self.readouts < 1:
+            raise ValueError(f"readouts must be >= 1, got {self.readouts}")
+        if self.ensemble_loss not in ("members", "mixture"):
+            raise ValueError(
+                f"ensemble_loss must be 'members' or 'mixture': {self.ensemble_loss!r}"
+            )
 
 
 def input_size_for(size: tuple[int, int], pixels: int, multiple: int = 32) -> tuple[int, int]:
@@ -128,9 +142,11 @@ class Readout(nn.Module):
 
 
 class DenseSaliency(nn.Module):
-    """Backbone + :class:`Readout`. ``forward`` takes (B, 3, H, W) RGB in [0, 1] and returns
-    ``{"log_density": (B, H / s, W / s)}`` with s = ``config.output_stride``: natural-log
-    probabilities of the output cells, each map summing to 1."""
+    """Backbone + ``config.readouts`` :class:`Readout` heads. ``forward`` takes (B, 3, H, W) RGB
+    in [0, 1] and returns ``{"log_density": (B, H / s, W / s)}`` with s = ``config.output_stride``:
+    natural-log probabilities of the output cells, each map summing to 1 (the equal-weight
+    mixture of the heads' densities), and ``"member_log_densities"`` (B, K, H / s, W / s), each
+    head's own."""
 
     def __init__(self, config: DenseConfig) -> None:
         super().__init__()
@@ -138,7 +154,9 @@ class DenseSaliency(nn.Module):
         self.backbone = Backbone(
             config.backbone, pretrained=config.backbone_pretrained, out_indices=config.out_indices
         )
-        self.readout = Readout(config, self.backbone.channels)
+        self.readouts = nn.ModuleList(
+            Readout(config, self.backbone.channels) for _ in range(config.readouts)
+        )
 
     def output_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
         stride = self.config.output_stride
@@ -161,7 +179,10 @@ class DenseSaliency(nn.Module):
             input_size = tuple(images.shape[-2:])
         elif input_size is None:
             raise ValueError("features need the input_size they were computed at")
-        return {"log_density": self.readout(features, self.output_size(input_size))}
+        out_size = self.output_size(input_size)
+        members = torch.stack([r(features, out_size) for r in self.readouts], dim=1)  # (B, K, h, w)
+        log_density = torch.logsumexp(members, dim=1) - math.log(len(self.readouts))  # (B, h, w)
+        return {"log_density": log_density, "member_log_densities": members}
 
 
 def fixation_nll_bits(log_density: Tensor, points: list[Tensor]) -> Tensor:

@@ -23,6 +23,8 @@ from salience.models.dense import (
     input_size_for,
 )
 from salience.registry import create_model
+from salience.training.config import ModelConfig
+from salience.training.dense import DenseTask
 
 SMALL = DenseConfig(backbone_pretrained=False, image_size=(64, 96), input_pixels=64 * 96)
 
@@ -56,7 +58,7 @@ def test_input_size_keeps_aspect_in_multiples_of_32(size, pixels):
 def test_readout_equals_projecting_the_concatenated_upsampled_features():
     torch.manual_seed(0)
     model = DenseSaliency(SMALL).eval()
-    readout = model.readout
+    readout = model.readouts[0]
     for norm in readout.norms:  # non-trivial running statistics
         norm.running_mean.normal_()
         norm.running_var.uniform_(0.5, 2.0)
@@ -85,9 +87,54 @@ def test_every_variant_runs_forward_and_backward(name):
     torch.testing.assert_close(out.exp().sum((1, 2)), torch.ones(2))
     loss = fixation_nll_bits(out, [torch.rand(5, 2), torch.rand(3, 2)])
     loss.backward()
-    for key, param in model.readout.named_parameters():
+    for key, param in model.readouts[0].named_parameters():
         assert param.grad is not None and torch.isfinite(param.grad).all(), key
-    assert model.readout.log_prior.grad.abs().sum() > 0
+    assert model.readouts[0].log_prior.grad.abs().sum() > 0
+
+
+def test_several_readouts_predict_the_mixture_of_their_densities():
+    torch.manual_seed(0)
+    model = DenseSaliency(replace(SMALL, readouts=3)).eval()
+    images = torch.rand(2, 3, 64, 96)
+    out = model(images)
+    members = out["member_log_densities"]  # (2, 3, 16, 24)
+    assert members.shape == (2, 3, 16, 24)
+    mixture = members.exp().mean(dim=1).log()  # the mixture, computed the plain way
+    torch.testing.assert_close(out["log_density"], mixture, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out["log_density"].exp().sum((1, 2)), torch.ones(2))
+    assert not torch.allclose(members[:, 0], members[:, 1])  # heads start apart
+    features = model.backbone(images)
+    alone = model.readouts[2](features, (16, 24))
+    torch.testing.assert_close(members[:, 2], alone)
+
+
+@pytest.mark.parametrize("ensemble_loss", ["members", "mixture"])
+def test_ensemble_loss_trains_members_or_their_mixture(ensemble_loss):
+    torch.manual_seed(0)
+    overrides = {"backbone_pretrained": False, "readouts": 2, "ensemble_loss": ensemble_loss}
+    task = DenseTask(ModelConfig(name="dense-lite0", overrides=overrides), (64, 96))
+    model = task.build_model()
+    out = model(torch.rand(2, 3, 64, 96))
+    points = [torch.rand(6, 2), torch.rand(4, 2)]
+    got = task.loss(out, {"points": points})["loss"]
+    if ensemble_loss == "members":
+        members = out["member_log_densities"]
+        want = (
+            fixation_nll_bits(members[:, 0], points) + fixation_nll_bits(members[:, 1], points)
+        ) / 2
+    else:
+        want = fixation_nll_bits(out["log_density"], points)
+    torch.testing.assert_close(got, want)
+    got.backward()
+    for readout in model.readouts:
+        assert readout.log_prior.grad.abs().sum() > 0
+
+
+def test_config_rejects_bad_ensembles():
+    with pytest.raises(ValueError, match="readouts"):
+        replace(SMALL, readouts=0)
+    with pytest.raises(ValueError, match="ensemble_loss"):
+        replace(SMALL, ensemble_loss="average")
 
 
 def test_forward_from_features_equals_forward_from_images():
