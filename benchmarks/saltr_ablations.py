@@ -4,8 +4,8 @@ Every run is the CPU recipe (``configs/saltr-lite0-cpu.yaml``) with one thing ch
 shorter schedule (``--epochs``, validation on OSIE val every ``--eval-every`` epochs):
 
 - ``hungarian``: the recipe, N = 100 queries (the reference of every comparison);
-- ``no-matching``: query i is paired with the i-th fixation of the target set (the paper
-  reports collapse to a center bias without Hungarian matching);
+- ``no-matching``: query i is paired with the i-th fixation of the target set (sequential
+  matching; the paper reports collapse to a center bias without Hungarian matching);
 - ``queries-50/150/200``: N = 50, 150, 200 queries;
 - ``standard``: standard (full) attention on the stride-32 features instead of deformable.
 
@@ -43,7 +43,7 @@ from salience.training.loop import Trainer
 ROOT = Path(__file__).resolve().parents[1]
 RUNS: dict[str, list[str]] = {
     "hungarian": [],
-    "no-matching": ["model.overrides.no_matching=true"],
+    "no-matching": ["model.overrides.matching=sequential"],
     "queries-50": ["model.overrides.num_queries=50"],
     "queries-150": ["model.overrides.num_queries=150"],
     "queries-200": ["model.overrides.num_queries=200"],

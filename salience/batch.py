@@ -1,10 +1,13 @@
 """``salience predict`` as a library: many images in, per-image files out, failures per item.
 
 For an image ``<name>`` the job writes ``<name>_density.npy`` (float32, the image's resolution,
-sums to 1), ``<name>_heatmap.png``, ``<name>_overlay.png`` and ``<name>_fixations.json``, each
+sums to 1), ``<name>_heatmap.png``, ``<name>_overlay.png`` and ``<name>_fixations.json`` (the
+likely fixations, the sampled scanpaths and the settings they were made with), each
 atomically; ``summary.csv`` lists every input with its status. An image whose four files all
-exist is not predicted again (unless ``overwrite``), so an interrupted job is finished by
-running it again. An unreadable image is reported and skipped; the rest are written.
+exist and whose recorded settings are the job's is not predicted again (unless ``overwrite``),
+so an interrupted job is finished by running it again, and running it with other settings
+(e.g. more scanpaths, another seed) redoes the images. An unreadable image is reported and
+skipped; the rest are written.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import csv
 import glob
 import io
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -118,6 +122,32 @@ class ItemResult:
         return row
 
 
+def predict_settings(
+    predictor: Predictor, colormap: str, opacity: float, scanpaths: int, seed: int
+) -> dict[str, object]:
+    """The settings that shape a job's files, as recorded in each ``<name>_fixations.json``."""
+    return {
+        "fixations": predictor.n_fixations,
+        "image_degrees": predictor.image_degrees,
+        "scanpaths": scanpaths,
+        "scanpath_length": predictor.scanpath_length,
+        "seed": seed,
+        "colormap": colormap,
+        "opacity": opacity,
+    }
+
+
+def is_done(out_dir: Path, name: str, settings: dict[str, object]) -> bool:
+    """Whether the four files of ``name`` exist and were made with ``settings``."""
+    if not all((out_dir / f"{name}{s}").is_file() for s in OUTPUTS):
+        return False
+    try:
+        recorded = json.loads((out_dir / f"{name}_fixations.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(recorded, dict) and recorded.get("settings") == settings
+
+
 def write_prediction(
     prediction: Prediction,
     image: np.ndarray,
@@ -125,8 +155,10 @@ def write_prediction(
     name: str,
     colormap: str = "jet",
     opacity: float = 0.5,
+    settings: dict[str, object] | None = None,
 ) -> None:
-    """The four files of one image, each written atomically (PNGs fast-compressed)."""
+    """The four files of one image, each written atomically (PNGs fast-compressed);
+    ``settings`` (see :func:`predict_settings`) are recorded in the fixations JSON."""
     with atomic_path(out_dir / f"{name}_density.npy") as tmp:
         np.save(tmp, prediction.density.astype(np.float32))
     shown = display_map(prediction.density)
@@ -140,7 +172,10 @@ def write_prediction(
         overlay(image, prediction.density, colormap=colormap, opacity=opacity, display=shown),
         compress_level=1,
     )
-    atomic_write(out_dir / f"{name}_fixations.json", prediction.fixations_json() + "\n")
+    record = prediction.fixations_dict()
+    if settings is not None:
+        record["settings"] = settings
+    atomic_write(out_dir / f"{name}_fixations.json", json.dumps(record, indent=1) + "\n")
 
 
 def run_predict(
@@ -152,19 +187,25 @@ def run_predict(
     opacity: float = 0.5,
     overwrite: bool = False,
     advance: Callable[[ItemResult], None] | None = None,
+    scanpaths: int = 1,
+    seed: int = 0,
 ) -> list[ItemResult]:
     """Predict every image of ``paths`` into ``out_dir``; one :class:`ItemResult` per input.
 
-    ``summary.csv`` is rewritten after every batch, so it is complete up to where an
-    interrupted run stopped."""
+    Each image gets ``scanpaths`` sampled scanpaths (0: none), seeded by ``seed`` as
+    :meth:`Predictor.predict` does. ``summary.csv`` is rewritten after every batch, so it is
+    complete up to where an interrupted run stopped."""
+    if scanpaths < 0:
+        raise ValueError(f"scanpaths must be >= 0, got {scanpaths}")
     out_dir.mkdir(parents=True, exist_ok=True)
     names = output_names(paths)
+    settings = predict_settings(predictor, colormap, opacity, scanpaths, seed)
     results: list[ItemResult] = []
     for batch in _batches(paths, batch_size):
         loaded: list[tuple[Path, np.ndarray]] = []
         for path in batch:
             name = names[path]
-            if not overwrite and all((out_dir / f"{name}{s}").is_file() for s in OUTPUTS):
+            if not overwrite and is_done(out_dir, name, settings):
                 results.append(ItemResult(path, name, "exists"))
                 continue
             try:
@@ -176,9 +217,11 @@ def run_predict(
             log_densities = predictor.log_densities([im for _, im in loaded])
             seconds = (time.perf_counter() - start) / len(loaded)
             for (path, image), log_density in zip(loaded, log_densities, strict=True):
-                prediction = predictor.result(log_density, str(path))
+                prediction = predictor.result(log_density, str(path), scanpaths, seed)
                 try:
-                    write_prediction(prediction, image, out_dir, names[path], colormap, opacity)
+                    write_prediction(
+                        prediction, image, out_dir, names[path], colormap, opacity, settings
+                    )
                 except OSError as exc:
                     results.append(ItemResult(path, names[path], "failed", f"writing: {exc}"))
                     continue

@@ -261,15 +261,20 @@ def predict_command(
             help="Longer side of the image in degrees of visual angle (viewing geometry)."
         ),
     ] = DEFAULT_IMAGE_SPAN_DEGREES,
+    scanpaths: Annotated[
+        int, typer.Option(min=0, help="Scanpaths sampled per image (0: none).")
+    ] = 1,
+    scanpath_length: Annotated[int, typer.Option(min=1, help="Fixations per scanpath.")] = 10,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the sampled scanpaths.")] = 0,
     overwrite: Annotated[
         bool, typer.Option(help="Predict again images whose outputs already exist.")
     ] = False,
 ) -> None:
-    """Heatmap, overlay, density and likely first fixations of each image.
+    """Heatmap, overlay, density, likely first fixations and scanpaths of each image.
 
     Writes <name>_density.npy, <name>_heatmap.png, <name>_overlay.png, <name>_fixations.json
     and summary.csv. Unreadable images are reported and skipped; re-running finishes an
-    interrupted job.
+    interrupted job, and redoes images made with other settings.
     """
     from salience.batch import collect_inputs, run_predict
     from salience.render import check_colormap
@@ -284,7 +289,12 @@ def predict_command(
     except ValueError as exc:
         _fail(str(exc))
     predictor = _predictor(
-        model, checkpoint, device, n_fixations=fixations, image_degrees=image_degrees
+        model,
+        checkpoint,
+        device,
+        n_fixations=fixations,
+        image_degrees=image_degrees,
+        scanpath_length=scanpath_length,
     )
     columns = (TextColumn("predict"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(
@@ -298,7 +308,16 @@ def predict_command(
                 console.print(f"[red]failed:[/red] {item.image}: {item.error}")
 
         results = run_predict(
-            predictor, paths, out, batch_size, colormap, opacity, overwrite, advance
+            predictor,
+            paths,
+            out,
+            batch_size,
+            colormap,
+            opacity,
+            overwrite,
+            advance,
+            scanpaths=scanpaths,
+            seed=seed,
         )
     counts = {s: sum(r.status == s for r in results) for s in ("written", "exists", "failed")}
     console.print(
@@ -329,14 +348,16 @@ def _regions(region: list[str] | None, regions: Path | None, default_grid: bool 
         _fail(str(exc))
 
 
-def _predict_one(predictor, image: Path):
+def _predict_one(predictor, image: Path, scanpaths: int = 0, seed: int = 0):
+    """The image as uint8 RGB and its Prediction; an unreadable image is a clear error."""
     from salience.images import ImageReadError, load_image
 
     try:
         array = load_image(image)
     except ImageReadError as exc:
         _fail(str(exc))
-    return array, predictor.result(predictor.log_densities([array])[0], str(image))
+    log_density = predictor.log_densities([array])[0]
+    return array, predictor.result(log_density, str(image), scanpaths, seed)
 
 
 _REGION_OPTION = Annotated[
@@ -426,6 +447,59 @@ def aoi_command(
         )
     Console(width=max(Console().width, 120)).print(table)
     console.print(f"wrote {out / (name + '_aoi.json')}, .csv and .png")
+
+
+@app.command("scanpath")
+def scanpath_command(
+    image: Annotated[Path, typer.Argument(help="The image (design, page, photo).")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="The gaze plot PNG to write (default: salience-out/<name>_scanpath.png)."
+        ),
+    ] = None,
+    n: Annotated[int, typer.Option("--n", "-n", min=1, help="Fixations in the scanpath.")] = 10,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the sampled scanpath.")] = 0,
+    json_path: Annotated[
+        Path | None,
+        typer.Option("--json", help="Also write the scanpath and likely fixations as JSON here."),
+    ] = None,
+    model: Annotated[str, typer.Option(help="Shipped model to run.")] = "default",
+    checkpoint: Annotated[Path | None, typer.Option(help="Trained weights instead.")] = None,
+    device: Annotated[str | None, typer.Option(help="torch device (default: cpu).")] = None,
+    image_degrees: Annotated[
+        float, typer.Option(help="Longer side of the image in degrees of visual angle.")
+    ] = DEFAULT_IMAGE_SPAN_DEGREES,
+) -> None:
+    """A predicted scanpath as a numbered gaze plot over the image.
+
+    One scanpath is sampled from the model's density (reproducible by --seed): circles sized
+    by duration, numbered in viewing order, joined by lines. Prints its fixations.
+    """
+    from salience.atomic import atomic_write
+    from salience.render import gaze_plot, save_png
+
+    predictor = _predictor(
+        model, checkpoint, device, image_degrees=image_degrees, scanpath_length=n
+    )
+    array, prediction = _predict_one(predictor, image, scanpaths=1, seed=seed)
+    (path,) = prediction.scanpaths
+    out = Path("salience-out") / f"{image.stem}_scanpath.png" if out is None else out
+    target = out
+    try:
+        save_png(out, gaze_plot(array, path.points, path.duration))
+        if json_path is not None:
+            target = json_path
+            atomic_write(json_path, prediction.fixations_json() + "\n")
+    except OSError as exc:
+        _fail(f"cannot write {target}: {exc.strerror or exc}")
+    table = Table(title=f"{image.name}: predicted scanpath (seed {seed})")
+    for column in ("order", "x", "y", "duration (s)"):
+        table.add_column(column, justify="right")
+    for i, (x, y, duration) in enumerate(zip(path.x, path.y, path.duration, strict=True)):
+        table.add_row(str(i + 1), f"{x:.1f}", f"{y:.1f}", f"{duration:.3f}")
+    Console().print(table)
+    console.print(f"wrote {out}" + (f" and {json_path}" if json_path is not None else ""))
 
 
 @app.command("compare")

@@ -5,12 +5,17 @@
     result = predictor.predict("design.png")         # path, PIL image or numpy array
     result.density                                   # (H, W), sums to 1, at the input's size
     result.fixations, result.fixation_probs          # likely first fixations, in order
+    result = predictor.predict("design.png", scanpaths=3, seed=0)
+    result.scanpaths[0].x, .y, .duration             # one sampled scanpath, in viewing order
 
 The density is the model's probabilistic output (a distribution over the pixels a free-viewing
 observer fixates during the first seconds). Predicted fixations are its peaks taken in order
 with inhibition of return (:func:`salience.sampling.greedy_fixations`); each one's probability
 is the density's mass within one degree of visual angle of it. Scanpaths sampled from the
-density (:meth:`Predictor.sample_scanpaths`) carry the model's uncertainty about order.
+density (:meth:`Predictor.sample_scanpaths`) carry the model's uncertainty about order;
+``predict(image, scanpaths=k, seed=s)`` keeps ``k`` of them with the prediction (sampling one
+costs about 15 ms of CPU on an 800x600 image, a fifth of the model's time, so ``predict``
+samples none unless asked).
 
 Degrees need a viewing geometry: an image is assumed to be seen as the training images were
 (the longer side spans what an OSIE image's width did, about 33 degrees), unless
@@ -38,12 +43,51 @@ from salience.sampling import (
 ImageLike = str | Path | Image.Image | np.ndarray
 
 
+@dataclass(frozen=True, eq=False)
+class Scanpath:
+    """One predicted scanpath: fixations in viewing order, (x, y) in 0-based pixels (pixel
+    ``(i, j)`` covers ``j <= x < j + 1``), durations in seconds."""
+
+    x: np.ndarray  # (k,) float64
+    y: np.ndarray  # (k,)
+    duration: np.ndarray  # (k,) seconds
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def points(self) -> np.ndarray:
+        """(k, 2) (x, y) positions, as :func:`salience.render.gaze_plot` takes them."""
+        return np.stack([self.x, self.y], axis=1)
+
+    def to_dict(self) -> dict:
+        """JSON-ready: ``{"fixations": [{"order", "x", "y", "duration"}, ...]}``."""
+        return {
+            "fixations": [
+                {"order": i + 1, "x": float(x), "y": float(y), "duration": float(d)}
+                for i, (x, y, d) in enumerate(zip(self.x, self.y, self.duration, strict=True))
+            ]
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Scanpath:
+        """The inverse of :meth:`to_dict` (fixations sorted by their ``order``)."""
+        fixations = sorted(data["fixations"], key=lambda f: f["order"])
+        return cls(
+            *(
+                np.array([f[key] for f in fixations], dtype=np.float64)
+                for key in ("x", "y", "duration")
+            )
+        )
+
+
 @dataclass
 class Prediction:
     """What the model predicts for one image, at the image's own resolution.
 
     ``fixations`` (K, 2) are (x, y) pixel coordinates in predicted order, ``fixation_probs``
-    (K,) the probability that a fixation lands within one degree of each.
+    (K,) the probability that a fixation lands within one degree of each. ``scanpaths``: the
+    scanpaths sampled with the prediction (none unless asked for), from ``scanpath_seed``.
     """
 
     log_density: np.ndarray  # (H, W) float64, natural log, logsumexp = 0
@@ -52,6 +96,8 @@ class Prediction:
     pixels_per_degree: float
     source: str | None = None
     _density: np.ndarray | None = field(default=None, repr=False)
+    scanpaths: list[Scanpath] = field(default_factory=list)
+    scanpath_seed: int | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -74,7 +120,8 @@ class Prediction:
         return display_map(self.density)
 
     def fixations_dict(self) -> dict:
-        """The predicted fixations as JSON-ready data."""
+        """The predicted fixations and scanpaths as JSON-ready data (``scanpaths`` may be
+        empty; :meth:`Scanpath.from_dict` reads each one back)."""
         return {
             "image": self.source,
             "size": {"height": self.size[0], "width": self.size[1]},
@@ -85,9 +132,12 @@ class Prediction:
                     zip(self.fixations, self.fixation_probs, strict=True)
                 )
             ],
+            "scanpath_seed": self.scanpath_seed,
+            "scanpaths": [path.to_dict() for path in self.scanpaths],
         }
 
     def fixations_json(self) -> str:
+        """:meth:`fixations_dict` as indented JSON text."""
         return json.dumps(self.fixations_dict(), indent=1)
 
 
@@ -111,7 +161,8 @@ class Predictor:
 
     ``model`` is any :class:`~salience.models.base.DensityModel` that works from the image;
     one with ``log_densities(images)`` (e.g. :class:`~salience.models.dense.DenseDensity`)
-    runs batches in one forward pass.
+    runs batches in one forward pass. ``n_fixations``: likely fixations per prediction;
+    ``scanpath_length``: fixations per sampled scanpath.
     """
 
     def __init__(
@@ -120,15 +171,19 @@ class Predictor:
         sampler: ScanpathSampler | None = None,
         n_fixations: int = 10,
         image_degrees: float = DEFAULT_IMAGE_SPAN_DEGREES,
+        scanpath_length: int = 10,
     ) -> None:
         if n_fixations < 1:
             raise ValueError(f"n_fixations must be at least 1, got {n_fixations}")
+        if scanpath_length < 1:
+            raise ValueError(f"scanpath_length must be at least 1, got {scanpath_length}")
         if not image_degrees > 0:
             raise ValueError(f"image_degrees must be positive, got {image_degrees}")
         self.model = model
         self.sampler = sampler or ScanpathSampler()
         self.n_fixations = n_fixations
         self.image_degrees = image_degrees
+        self.scanpath_length = scanpath_length
 
     @classmethod
     def from_pretrained(cls, name: str = "default", device=None, **kwargs) -> Predictor:
@@ -169,25 +224,52 @@ class Predictor:
         viewing geometry."""
         return max(size) / self.image_degrees
 
-    def result(self, log_density: np.ndarray, source: str | None = None) -> Prediction:
-        """The :class:`Prediction` made from a model's log-density of an image."""
+    def result(
+        self,
+        log_density: np.ndarray,
+        source: str | None = None,
+        scanpaths: int = 0,
+        seed: int = 0,
+    ) -> Prediction:
+        """The :class:`Prediction` made from a model's log-density of an image, with
+        ``scanpaths`` scanpaths sampled as :meth:`sample_scanpaths` does with ``seed``."""
+        if scanpaths < 0:
+            raise ValueError(f"scanpaths must be >= 0, got {scanpaths}")
         ppd = self.pixels_per_degree(log_density.shape)
         density = np.exp(log_density)
         density /= density.sum()
         points, probs = greedy_fixations(density, self.n_fixations, radius_px=ppd)
-        return Prediction(log_density, points, probs, ppd, source, density)
+        prediction = Prediction(log_density, points, probs, ppd, source, density)
+        if scanpaths > 0:
+            sampled = self.sample_scanpaths(prediction, scanpaths, self.scanpath_length, seed)
+            prediction.scanpaths = [
+                Scanpath(sampled.x[i], sampled.y[i], sampled.duration[i]) for i in range(scanpaths)
+            ]
+            prediction.scanpath_seed = seed
+        return prediction
 
-    def predict(self, image: ImageLike) -> Prediction:
-        """The prediction for one image (see :func:`as_rgb` for what ``image`` may be)."""
+    def predict(self, image: ImageLike, scanpaths: int = 0, seed: int = 0) -> Prediction:
+        """The prediction for one image (see :func:`as_rgb` for what ``image`` may be), with
+        ``scanpaths`` sampled scanpaths of ``scanpath_length`` fixations, reproducible by
+        ``seed`` (on an 800x600 image one costs about 15 ms of CPU, 100 about 25 ms)."""
         source = str(image) if isinstance(image, (str, Path)) else None
         (log_density,) = self.log_densities([as_rgb(image)])
-        return self.result(log_density, source)
+        return self.result(log_density, source, scanpaths, seed)
 
-    def predict_batch(self, images: Iterable[ImageLike], batch_size: int = 8) -> list[Prediction]:
+    def predict_batch(
+        self,
+        images: Iterable[ImageLike],
+        batch_size: int = 8,
+        scanpaths: int = 0,
+        seed: int = 0,
+    ) -> list[Prediction]:
         """Predictions for many images, ``batch_size`` at a time (same-shaped inputs share a
-        forward pass). Any unreadable image raises; ``salience predict`` skips them instead."""
+        forward pass). Any unreadable image raises; ``salience predict`` skips them instead.
+        Each image's scanpaths use ``seed`` itself: they equal :meth:`predict`'s."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if scanpaths < 0:
+            raise ValueError(f"scanpaths must be >= 0, got {scanpaths}")
         items = list(images)
         results: list[Prediction] = []
         for start in range(0, len(items), batch_size):
@@ -195,7 +277,7 @@ class Predictor:
             arrays = [as_rgb(image) for image in chunk]
             for image, log_density in zip(chunk, self.log_densities(arrays), strict=True):
                 source = str(image) if isinstance(image, (str, Path)) else None
-                results.append(self.result(log_density, source))
+                results.append(self.result(log_density, source, scanpaths, seed))
         return results
 
     def sample_scanpaths(

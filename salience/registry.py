@@ -15,7 +15,12 @@ from typing import Any
 _FACTORIES: dict[str, Callable[..., Any]] = {}
 _DESCRIPTIONS: dict[str, str] = {}
 # Modules whose import registers the built-in models.
-_BUILTIN_MODULES = ("salience.models.baselines", "salience.models.dense", "salience.models.saltr")
+_BUILTIN_MODULES = (
+    "salience.models.baselines",
+    "salience.models.dense",
+    "salience.models.saltr",
+    "salience.models.sum",
+)
 
 
 def register_model(

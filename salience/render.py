@@ -172,7 +172,7 @@ def gaze_plot(
     1..k in order, joined by lines from each to the next. With ``durations`` (k,), circle *area*
     grows in proportion to duration (the way readers compare circles), with a minimum radius that
     keeps the number legible; unknown durations (NaN, as the datasets record them) get that
-    minimum.
+    minimum. Numbers of nearby fixations (refixations) are nudged apart so each stays legible.
     """
     rgb = to_rgb_array(image)
     height, width = rgb.shape[:2]
@@ -195,15 +195,21 @@ def gaze_plot(
     for (cx, cy), r in zip(centres, radii * scale, strict=True):
         draw.ellipse(
             (cx - r, cy - r, cx + r, cy + r),
-            fill=(255, 200, 0, 150),
+            fill=(255, 200, 0, 120),
             outline=(0, 0, 0, 230),
             width=line,
         )
     font = ImageFont.load_default(size=round(1.1 * base * scale))
-    for number, centre in enumerate(centres, start=1):
+    labels = [str(number) for number in range(1, len(centres) + 1)]
+    boxes = [draw.textbbox((0, 0), label, font=font, anchor="mm") for label in labels]
+    sizes = [
+        (right - left + 2 * line, bottom - top + 2 * line) for left, top, right, bottom in boxes
+    ]
+    spots = _label_spots(centres, sizes, (width * scale, height * scale))
+    for label, centre in zip(labels, spots, strict=True):
         draw.text(
             centre,
-            str(number),
+            label,
             fill="white",
             font=font,
             anchor="mm",
@@ -288,6 +294,40 @@ def _fixation_radii(durations: np.ndarray | None, k: int, base: float) -> np.nda
     if longest == 0:
         return np.full(k, 1.5 * base)
     return np.where(known, np.maximum(base, 3 * base * np.sqrt(np.nan_to_num(dur) / longest)), base)
+
+
+def _label_spots(
+    centres: Sequence[tuple[float, float]],
+    sizes: Sequence[tuple[float, float]],
+    bounds: tuple[float, float],
+) -> list[tuple[float, float]]:
+    """Where to centre each label (in order) so that no two overlap: at its point if free, else
+    the nearest free spot on rings of 8 around it (up to 3 label heights away, inside
+    ``bounds`` = (width, height)); its point if none is free. ``sizes``: (width, height) each."""
+    placed: list[tuple[float, float, float, float]] = []  # x, y, width, height
+    spots = []
+    for (cx, cy), (w, h) in zip(centres, sizes, strict=True):
+        candidates = [(cx, cy)] + [
+            (cx + ring * h * math.cos(a), cy + ring * h * math.sin(a))
+            for ring in (1, 2, 3)
+            for a in np.linspace(0, 2 * math.pi, 8, endpoint=False) - math.pi / 2
+        ]
+        spot = next(
+            (
+                (x, y)
+                for x, y in candidates
+                if w / 2 <= x <= bounds[0] - w / 2
+                and h / 2 <= y <= bounds[1] - h / 2
+                and all(
+                    abs(x - px) >= (w + pw) / 2 or abs(y - py) >= (h + ph) / 2
+                    for px, py, pw, ph in placed
+                )
+            ),
+            (cx, cy),
+        )
+        placed.append((*spot, w, h))
+        spots.append(spot)
+    return spots
 
 
 def _colormap(name: str) -> Colormap:

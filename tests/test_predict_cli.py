@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from salience import batch
 from salience.cli import app
+from salience.predictor import Predictor, Scanpath
 
 runner = CliRunner()
 
@@ -128,3 +129,68 @@ def test_errors_before_any_work(folder, tiny_weights, tmp_path):
     assert result.exit_code == 2 and "not found" in result.output
     result = _run(folder, "--out", tmp_path / "out", "--checkpoint", tiny_weights, "--opacity", "2")
     assert result.exit_code == 2
+
+
+def _scanpaths(out, name="a"):
+    return json.loads((out / f"{name}_fixations.json").read_text())
+
+
+def test_scanpaths_in_the_fixations_json(folder, tiny_weights, tmp_path):
+    out = tmp_path / "out"
+    result = _run(folder / "a.png", "--out", out, "--checkpoint", tiny_weights)
+    assert result.exit_code == 0, result.output
+    data = _scanpaths(out)
+    assert len(data["scanpaths"]) == 1 and data["scanpath_seed"] == 0  # default: one, seed 0
+    assert data["settings"]["scanpaths"] == 1 and len(data["fixations"]) == 10
+    result = _run(
+        folder / "a.png",
+        "--out",
+        out,
+        "--checkpoint",
+        tiny_weights,
+        "--scanpaths",
+        3,
+        "--scanpath-length",
+        4,
+        "--seed",
+        5,
+    )
+    assert _rows(out)["a"]["status"] == "written"  # other settings: predicted again
+    data = _scanpaths(out)
+    paths = [Scanpath.from_dict(p) for p in data["scanpaths"]]
+    assert len(paths) == 3 and all(len(p) == 4 for p in paths)
+    assert all(((p.x >= 0) & (p.x < 80) & (p.y >= 0) & (p.y < 60)).all() for p in paths)
+    # the CLI's scanpaths are the library's: same seed, same numbers
+    expected = Predictor.from_checkpoint(tiny_weights, scanpath_length=4).predict(
+        folder / "a.png", scanpaths=3, seed=5
+    )
+    for path, want in zip(paths, expected.scanpaths, strict=True):
+        np.testing.assert_allclose(path.points, want.points)
+        np.testing.assert_allclose(path.duration, want.duration)
+
+
+def test_no_scanpaths_and_reruns_with_other_settings(folder, tiny_weights, tmp_path):
+    out = tmp_path / "out"
+    base = (folder / "a.png", "--out", out, "--checkpoint", tiny_weights)
+    result = _run(*base, "--scanpaths", 0)
+    assert result.exit_code == 0, result.output
+    data = _scanpaths(out)
+    assert data["scanpaths"] == [] and data["scanpath_seed"] is None
+    _run(*base, "--scanpaths", 0)
+    assert _rows(out)["a"]["status"] == "exists"  # same settings: done
+    _run(*base, "--scanpaths", 0, "--fixations", 3)
+    assert _rows(out)["a"]["status"] == "written" and len(_scanpaths(out)["fixations"]) == 3
+    _run(*base, "--scanpaths", 0, "--fixations", 3, "--seed", 1)
+    assert _rows(out)["a"]["status"] == "written"
+    first = _scanpaths(out)
+    _run(*base, "--scanpaths", 0, "--fixations", 3, "--seed", 1)
+    assert _rows(out)["a"]["status"] == "exists" and _scanpaths(out) == first
+    # files from before settings were recorded (or edited by hand) are redone
+    del first["settings"]
+    (out / "a_fixations.json").write_text(json.dumps(first))
+    _run(*base, "--scanpaths", 0, "--fixations", 3, "--seed", 1)
+    assert _rows(out)["a"]["status"] == "written" and "settings" in _scanpaths(out)
+    (out / "a_fixations.json").write_text("{not json")
+    _run(*base, "--scanpaths", 0, "--fixations", 3, "--seed", 1)
+    assert _rows(out)["a"]["status"] == "written"
+    assert _run(*base, "--scanpaths", -1).exit_code == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from PIL import Image
 
 from salience.images import ImageReadError
 from salience.models.dense import DenseConfig, DenseDensity, DenseSaliency
-from salience.predictor import Prediction, Predictor, as_rgb
+from salience.predictor import Prediction, Predictor, Scanpath, as_rgb
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +129,64 @@ def test_sampled_scanpaths_are_reproducible(predictor, photo):
     b = predictor.sample_scanpaths(result, n=50, length=4, seed=3)
     np.testing.assert_array_equal(a.x, b.x)
     assert a.x.shape == (50, 4)
+
+
+def test_predict_samples_scanpaths_only_when_asked(predictor, photo):
+    plain = predictor.predict(photo)
+    assert plain.scanpaths == [] and plain.scanpath_seed is None
+    assert plain.fixations_dict()["scanpaths"] == []
+    result = predictor.predict(photo, scanpaths=3, seed=1)
+    assert len(result.scanpaths) == 3 and result.scanpath_seed == 1
+    np.testing.assert_allclose(result.density, plain.density, atol=1e-12)
+    height, width = result.size
+    for path in result.scanpaths:
+        assert len(path) == predictor.scanpath_length == 10
+        assert path.points.shape == (10, 2)
+        assert ((path.x >= 0) & (path.x < width) & (path.y >= 0) & (path.y < height)).all()
+        assert (path.duration > 0).all()
+    # the same numbers as sample_scanpaths with that seed
+    sampled = predictor.sample_scanpaths(result, n=3, length=10, seed=1)
+    np.testing.assert_array_equal(np.stack([p.x for p in result.scanpaths]), sampled.x)
+    np.testing.assert_array_equal(
+        np.stack([p.duration for p in result.scanpaths]), sampled.duration
+    )
+
+
+def test_scanpaths_are_reproducible_by_seed(predictor, photo):
+    def xy(seed: int) -> np.ndarray:
+        (path,) = predictor.predict(photo, scanpaths=1, seed=seed).scanpaths
+        return np.concatenate([path.points.ravel(), path.duration])
+
+    np.testing.assert_array_equal(xy(7), xy(7))
+    assert not np.allclose(xy(7), xy(8))
+    batch = predictor.predict_batch([photo, photo[:40]], batch_size=2, scanpaths=1, seed=7)
+    np.testing.assert_array_equal(
+        np.concatenate([batch[0].scanpaths[0].points.ravel(), batch[0].scanpaths[0].duration]),
+        xy(7),
+    )
+    assert len(batch[1].scanpaths) == 1
+
+
+def test_scanpaths_round_trip_through_json(predictor, photo):
+    result = predictor.predict(photo, scanpaths=2, seed=0)
+    data = json.loads(result.fixations_json())
+    assert data["scanpath_seed"] == 0 and len(data["scanpaths"]) == 2
+    first = data["scanpaths"][0]["fixations"]
+    assert [f["order"] for f in first] == list(range(1, 11))
+    assert set(first[0]) == {"order", "x", "y", "duration"}
+    assert {"image", "size", "pixels_per_degree", "fixations"} <= set(data)  # kept as before
+    for original, text in zip(result.scanpaths, data["scanpaths"], strict=True):
+        back = Scanpath.from_dict(text)
+        np.testing.assert_array_equal(back.points, original.points)
+        np.testing.assert_array_equal(back.duration, original.duration)
+
+
+def test_scanpath_arguments_are_checked(predictor, photo):
+    with pytest.raises(ValueError, match="scanpaths"):
+        predictor.predict(photo, scanpaths=-1)
+    with pytest.raises(ValueError, match="scanpaths"):
+        predictor.predict_batch([photo], scanpaths=-1)
+    with pytest.raises(ValueError, match="scanpath_length"):
+        Predictor(predictor.model, scanpath_length=0)
+    short = Predictor(predictor.model, scanpath_length=3)
+    assert len(short.predict(photo, scanpaths=1).scanpaths[0]) == 3

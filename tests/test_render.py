@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from salience.render import (
+    _label_spots,
     difference_map,
     display_map,
     gaze_plot,
@@ -172,6 +173,20 @@ def test_gaze_plot_marks_fixations_and_grows_with_duration() -> None:
     left, right = equal[:, :80].sum(), equal[:, 80:].sum()
     assert abs(left - right) < 0.05 * left  # no durations: equal circles (numbers differ)
     np.testing.assert_array_equal(gaze_plot(gray, np.empty((0, 2))), gray)
+
+
+def test_gaze_plot_labels_of_refixations_do_not_overlap() -> None:
+    centres, sizes = [(50.0, 50.0)] * 4 + [(2.0, 2.0)], [(10.0, 12.0)] * 5
+    spots = _label_spots(centres, sizes, (100.0, 100.0))
+    assert spots[0] == (50.0, 50.0)  # the first label sits on its point
+    for i, (x, y) in enumerate(spots):
+        assert 5 <= x <= 95 and 6 <= y <= 94  # inside the picture
+        for px, py in spots[:i]:
+            assert abs(x - px) >= 10 or abs(y - py) >= 12
+        assert np.hypot(x - centres[i][0], y - centres[i][1]) <= 3 * 12 + 1e-9
+    gray = np.full((60, 80, 3), 128, dtype=np.uint8)
+    plot = gaze_plot(gray, np.array([[40.0, 30.0]] * 3), durations=np.array([0.2, 0.3, 0.1]))
+    assert (plot != gray).any(axis=2)[30, 40]
 
 
 def test_gaze_plot_refuses_bad_arguments() -> None:

@@ -1,7 +1,7 @@
 """SalTR's side of training: point-set targets, the weighted set loss, and calibration.
 
 Targets are at most K normalized points with relative weights (see
-:mod:`salience.training.targets`). The loss is :class:`SetCriterion`'s, generalized to weights:
+:mod:`salience.training.targets`), ordered for sequential matching. The loss is :class:`SetCriterion`'s, generalized to weights:
 a matched query's fixation target is its point's weight (1 for unweighted sets, a cluster's
 relative size for k-means) and its L1 point loss is scaled by that weight. With all weights 1 it
 equals ``SetCriterion`` exactly.
@@ -129,7 +129,12 @@ class _Given(nn.Module):
 
 
 class SaltrTask(Task):
-    """Training SalTR: point-set targets, weighted Hungarian set loss, calibrated density."""
+    """Training SalTR: point targets, weighted set loss, calibrated density.
+
+    Queries are matched to targets as the model's config says (``matching``): Hungarian for
+    set prediction, sequential (query i with target point i) for the scanpath variant, trained
+    on ordered targets (``model.targets: scanpath``).
+    """
 
     def __init__(self, config: ModelConfig, input_size: tuple[int, int]) -> None:
         super().__init__(config, input_size)

@@ -24,6 +24,7 @@ from salience.training.config import ModelConfig
 TASKS: dict[str, str] = {
     "saltr-": "salience.training.saltr:SaltrTask",
     "dense-": "salience.training.dense:DenseTask",
+    "sum-": "salience.training.sum:SumTask",
 }
 
 

@@ -152,7 +152,7 @@ def test_target_kinds():
     assert (w == 1).all()
 
 
-@pytest.mark.parametrize("kind", ["subsample", "observer", "kmeans"])
+@pytest.mark.parametrize("kind", ["subsample", "observer", "scanpath", "kmeans"])
 def test_no_fixations_give_an_empty_target(kind):
     points, weights = form_targets(
         np.zeros((0, 2)), np.zeros(0, int), kind, 10, np.random.default_rng(0)

@@ -103,15 +103,18 @@ class DenseDensity(DensityModel):
             groups.setdefault(self.input_size(image.shape[:2]), []).append(i)
         for input_size, members in groups.items():
             x = self._batch([images[i] for i in members], input_size)  # (B, 3, h, w)
-            if self.model.config.flip_average:
-                both = self.model(torch.cat([x, x.flip(-1)]))["log_density"]  # (2B, h', w')
-                plain, mirrored = both.split(len(members))
-                cells = torch.logaddexp(plain, mirrored.flip(-1)) - math.log(2)  # (B, h', w')
-            else:
-                cells = self.model(x)["log_density"]  # (B, h', w')
+            cells = self.cells(x)  # (B, h', w')
             for i, log_cells in zip(members, cells, strict=True):
                 results[i] = self.upsample(log_cells, images[i].shape[:2])
         return results  # type: ignore[return-value]
+
+    def cells(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's log-density over output cells (B, h', w') for a batch (B, 3, h, w)."""
+        if self.model.config.flip_average:
+            both = self.model(torch.cat([x, x.flip(-1)]))["log_density"]  # (2B, h', w')
+            plain, mirrored = both.split(len(x))
+            return torch.logaddexp(plain, mirrored.flip(-1)) - math.log(2)  # (B, h', w')
+        return self.model(x)["log_density"]  # (B, h', w')
 
     @staticmethod
     def upsample(log_cells: torch.Tensor, size: tuple[int, int]) -> np.ndarray:

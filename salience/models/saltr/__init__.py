@@ -2,7 +2,9 @@
 
 Importing this package registers the variants with :mod:`salience.registry`:
 ``saltr-{r50,lite0,lite1,lite2}`` (standard attention, one stride-32 level) and the same with
-``-deformable`` (multi-scale deformable attention). Each factory takes
+``-deformable`` (multi-scale deformable attention), and ``saltr-lite0-scanpath``, the scanpath
+variant: deformable, trained with sequential matching to decode one observer's fixations in
+viewing order (see :mod:`salience.models.saltr.scanpath`). Each factory takes
 ``(pretrained=False, **overrides)``, the overrides replacing fields of the variant's
 :class:`SaltrConfig`. No trained SalTR weights ship with the package, so ``pretrained=True``
 is an error; the backbone's ImageNet weights are the config's ``backbone_pretrained`` flag. With
@@ -25,7 +27,12 @@ from salience.models.saltr.deformable import (
     ms_deform_attn,
 )
 from salience.models.saltr.density import SaltrDensity
-from salience.models.saltr.matcher import HungarianMatcher, IndexMatcher, matching_cost
+from salience.models.saltr.matcher import (
+    HungarianMatcher,
+    SequentialMatcher,
+    build_matcher,
+    matching_cost,
+)
 from salience.models.saltr.model import SalTR, build_saltr
 from salience.models.saltr.position import sine_encoding_1d, sine_position_encoding_2d
 from salience.models.saltr.postprocess import (
@@ -34,7 +41,9 @@ from salience.models.saltr.postprocess import (
     log_density,
     saliency_map,
     scaled_sigma,
+    scanpath_from_outputs,
 )
+from salience.models.saltr.scanpath import SaltrScanpathModel
 from salience.models.saltr.transformer import Transformer
 from salience.registry import register_model
 
@@ -43,13 +52,15 @@ __all__ = [
     "Backbone",
     "DeformableTransformer",
     "HungarianMatcher",
-    "IndexMatcher",
     "MultiScaleDeformableAttention",
     "SalTR",
     "SaltrConfig",
     "SaltrDensity",
+    "SaltrScanpathModel",
+    "SequentialMatcher",
     "SetCriterion",
     "Transformer",
+    "build_matcher",
     "build_saltr",
     "center_bias_prior",
     "classification_loss",
@@ -62,17 +73,25 @@ __all__ = [
     "point_loss",
     "saliency_map",
     "scaled_sigma",
+    "scanpath_from_outputs",
     "sine_encoding_1d",
     "sine_position_encoding_2d",
 ]
 
 _DEFORMABLE = {"attention": "deformable", "dim_feedforward": 1024}  # Deformable DETR's FFN size
+# ordered decoding: query i <-> fixation i. 30 queries bound the length (OSIE's longest scanpath
+# has 22 fixations); a no-fixation weight of 1 makes query i's probability that of a scanpath
+# longer than i, so the 0.5 threshold of scanpath_from_outputs stops near the median length
+_SCANPATH = {"matching": "sequential", "num_queries": 30, "no_fixation_weight": 1.0}
 
 VARIANTS: dict[str, SaltrConfig] = {
     "saltr-r50": SaltrConfig(backbone="resnet50"),
     "saltr-r50-deformable": SaltrConfig(backbone="resnet50", **_DEFORMABLE),
     "saltr-lite0": SaltrConfig(backbone="tf_efficientnet_lite0"),
     "saltr-lite0-deformable": SaltrConfig(backbone="tf_efficientnet_lite0", **_DEFORMABLE),
+    "saltr-lite0-scanpath": SaltrConfig(
+        backbone="tf_efficientnet_lite0", **_DEFORMABLE, **_SCANPATH
+    ),
     "saltr-lite1": SaltrConfig(backbone="tf_efficientnet_lite1"),
     "saltr-lite1-deformable": SaltrConfig(backbone="tf_efficientnet_lite1", **_DEFORMABLE),
     "saltr-lite2": SaltrConfig(backbone="tf_efficientnet_lite2"),
@@ -116,6 +135,15 @@ def saltr_lite0(pretrained: bool = False, **overrides: Any) -> SalTR:
 def saltr_lite0_deformable(pretrained: bool = False, **overrides: Any) -> SalTR:
     """SalTR, EfficientNet-Lite0 backbone, multi-scale deformable attention."""
     return _create("saltr-lite0-deformable", pretrained, overrides)
+
+
+@register_model("saltr-lite0-scanpath")
+def saltr_lite0_scanpath(pretrained: bool = False, **overrides: Any) -> SalTR:
+    """SalTR's scanpath variant: Lite0, deformable attention, sequential matching (query i is
+    the i-th fixation). With ``checkpoint=`` it returns a :class:`SaltrDensity` whose
+    ``scanpath(image)`` gives the predicted fixations in order; :class:`SaltrScanpathModel`
+    adds sampled durations."""
+    return _create("saltr-lite0-scanpath", pretrained, overrides)
 
 
 @register_model("saltr-lite1")

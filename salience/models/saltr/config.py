@@ -48,13 +48,20 @@ class SaltrConfig:
     weight_point: float = 5.0
     weight_class: float = 1.0
     no_fixation_weight: float = 0.1  # relative weight of the no-fixation class (DETR's eos_coef)
-    no_matching: bool = False  # ablation: pair query i with target i instead of Hungarian matching
+    # how queries are paired with target fixations (see matcher.py): "hungarian" is the paper's
+    # set prediction; "sequential" pairs query i with the i-th target point, in the target's
+    # order, and trains the queries beyond the target's length as "no fixation". On one
+    # observer's scanpath in viewing order (target kind "scanpath") that is scanpath decoding;
+    # it is also the paper's ablation without matching (benchmarks/saltr_ablations.py)
+    matching: Literal["hungarian", "sequential"] = "hungarian"
 
     def __post_init__(self) -> None:
         if self.attention not in ("standard", "deformable"):
             raise ValueError(
                 f"attention must be 'standard' or 'deformable', got {self.attention!r}"
             )
+        if self.matching not in ("hungarian", "sequential"):
+            raise ValueError(f"matching must be 'hungarian' or 'sequential', got {self.matching!r}")
         if self.d_model % self.nheads:
             raise ValueError(f"d_model={self.d_model} is not divisible by nheads={self.nheads}")
         if self.attention == "deformable" and self.d_model % 32:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from salience.models.saltr.config import SaltrConfig
-from salience.models.saltr.matcher import HungarianMatcher, IndexMatcher, Indices
+from salience.models.saltr.matcher import HungarianMatcher, Indices, build_matcher
 
 
 def _flat_indices(indices: Indices) -> tuple[Tensor, Tensor]:
@@ -49,8 +49,9 @@ class SetCriterion(nn.Module):
 
     Keys: ``loss_class`` and ``loss_point`` for the final layer, ``loss_class_{i}`` and
     ``loss_point_{i}`` for auxiliary layer i, and ``loss``, the weighted total to optimize.
-    Each layer is matched on its own predictions. ``no_matching=True`` is the paper's ablation
-    without assignment: query i is paired with target i (see :class:`IndexMatcher`).
+    Each layer is matched on its own predictions, by ``matcher`` (default: Hungarian with the
+    default costs; :class:`~salience.models.saltr.matcher.SequentialMatcher` pairs query i with
+    target i, for scanpaths and the paper's ablation without matching).
     """
 
     def __init__(
@@ -59,13 +60,8 @@ class SetCriterion(nn.Module):
         weight_point: float = 5.0,
         weight_class: float = 1.0,
         no_fixation_weight: float = 0.1,
-        no_matching: bool = False,
     ) -> None:
         super().__init__()
-        if no_matching:
-            if matcher is not None:
-                raise ValueError("no_matching=True pairs by index: do not pass a matcher")
-            matcher = IndexMatcher()
         self.matcher = matcher if matcher is not None else HungarianMatcher()
         self.weight_point = weight_point
         self.weight_class = weight_class
@@ -73,16 +69,12 @@ class SetCriterion(nn.Module):
 
     @classmethod
     def from_config(cls, config: SaltrConfig) -> SetCriterion:
-        """The criterion with the config's costs, weights and matching mode."""
-        matcher = (
-            None if config.no_matching else HungarianMatcher(config.cost_point, config.cost_class)
-        )
+        """The criterion with the config's matching mode, costs and weights."""
         return cls(
-            matcher,
+            build_matcher(config.matching, config.cost_point, config.cost_class),
             weight_point=config.weight_point,
             weight_class=config.weight_class,
             no_fixation_weight=config.no_fixation_weight,
-            no_matching=config.no_matching,
         )
 
     def forward(self, outputs: dict, targets: list[Tensor]) -> dict[str, Tensor]:

@@ -4,6 +4,9 @@ The image is resized to the model's input size (the backbone owns the ImageNet n
 the predicted fixations become probability-weighted Gaussians at the image's own size (sigma
 scaled with the image diagonal) mixed with a small center-bias floor, as in ``postprocess.py``.
 
+A model trained with sequential matching on ordered scanpaths also gives its predicted scanpath
+(:meth:`SaltrDensity.scanpath`, see ``postprocess.scanpath_from_outputs``).
+
 Trained weights are a safetensors file whose metadata carries everything needed to rebuild the
 model: the registered variant name, the full :class:`SaltrConfig` and the post-processing
 parameters (see :func:`checkpoint_metadata`).
@@ -24,7 +27,12 @@ from safetensors.torch import load_file
 from salience.models.base import DensityModel
 from salience.models.saltr.config import SaltrConfig
 from salience.models.saltr.model import SalTR, build_saltr
-from salience.models.saltr.postprocess import fixation_points, log_density, scaled_sigma
+from salience.models.saltr.postprocess import (
+    fixation_points,
+    log_density,
+    scaled_sigma,
+    scanpath_from_outputs,
+)
 
 DEFAULT_FLOOR_WEIGHT = 1e-2
 
@@ -42,6 +50,20 @@ def checkpoint_metadata(
         "saltr_config": json.dumps(dataclasses.asdict(model.config)),
         "postprocess": json.dumps(postprocess),
     }
+
+
+def config_from_metadata(metadata: dict[str, str]) -> SaltrConfig:
+    """The :class:`SaltrConfig` stored in a checkpoint's metadata, backbone download off.
+
+    Checkpoints written before ``matching`` existed carry ``no_matching`` instead (True was
+    the index-pairing ablation, now ``matching="sequential"``).
+    """
+    fields = json.loads(metadata["saltr_config"])
+    fields["image_size"] = tuple(fields["image_size"])
+    fields["backbone_pretrained"] = False
+    if "no_matching" in fields:
+        fields["matching"] = "sequential" if fields.pop("no_matching") else "hungarian"
+    return SaltrConfig(**fields)
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
@@ -88,15 +110,13 @@ class SaltrDensity(DensityModel):
         metadata = read_metadata(path)
         if "saltr_config" not in metadata:
             raise ValueError(f"{path}: not a SalTR checkpoint (no saltr_config in its metadata)")
-        fields = json.loads(metadata["saltr_config"])
-        if backbone is not None and fields["backbone"] != backbone:
+        config = config_from_metadata(metadata)
+        if backbone is not None and config.backbone != backbone:
             raise ValueError(
                 f"{path}: a {metadata.get('model')} checkpoint with backbone "
-                f"{fields['backbone']!r}, not {backbone!r}"
+                f"{config.backbone!r}, not {backbone!r}"
             )
-        fields["image_size"] = tuple(fields["image_size"])
-        fields["backbone_pretrained"] = False
-        model = build_saltr(SaltrConfig(**fields))
+        model = build_saltr(config)
         model.load_state_dict(load_file(str(path)), strict=True)
         if device is not None:
             model.to(device)
@@ -131,6 +151,28 @@ class SaltrDensity(DensityModel):
         points, probs = self.predict(image)
         ((pixels, p),) = fixation_points(points[None], probs[None], size)
         return pixels.cpu().numpy(), p.cpu().numpy()
+
+    def scanpath(
+        self, image: np.ndarray, size: tuple[int, int] | None = None, threshold: float = 0.5
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The predicted scanpath: x (L,), y (L,) in pixels of ``size`` (default: the image's)
+        and each fixation's probability (L,), in viewing order.
+
+        Queries are read in order until the first whose probability is below ``threshold`` (at
+        least one fixation; see :func:`scanpath_from_outputs`). Needs a model trained with
+        ``matching="sequential"``: the queries of a Hungarian-trained model have no order.
+        """
+        if self.model.config.matching != "sequential":
+            raise ValueError(
+                "scanpaths need a SalTR trained with matching='sequential' (e.g. "
+                "saltr-lite0-scanpath); this one's queries are an unordered set"
+            )
+        points, probs = self.predict(image)
+        ((pixels, p),) = scanpath_from_outputs(
+            points[None], probs[None], image.shape[:2] if size is None else size, threshold
+        )
+        pixels = pixels.cpu().double().numpy()  # (L, 2)
+        return pixels[:, 0], pixels[:, 1], p.cpu().double().numpy()
 
     def log_density(self, image: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
         if image is None:

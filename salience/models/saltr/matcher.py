@@ -4,6 +4,9 @@ Targets are a list with one (M_i, 2) tensor of normalized (x, y) fixations per i
 returns, per image, ``(query_indices, target_indices)``: two int64 tensors of equal length
 ``min(N, M_i)``, each query and each target used at most once. With more targets than queries,
 the unmatched targets are ignored; with none, both tensors are empty.
+
+Two modes (``SaltrConfig.matching``): :class:`HungarianMatcher`, the paper's set prediction, and
+:class:`SequentialMatcher`, query i with target i, for ordered (scanpath) decoding.
 """
 
 from __future__ import annotations
@@ -59,12 +62,15 @@ class HungarianMatcher(nn.Module):
         return indices
 
 
-class IndexMatcher(nn.Module):
-    """Ablation without assignment: query i is paired with target i, for i < min(N, M).
+class SequentialMatcher(nn.Module):
+    """Query i is paired with target point i, for i < min(N, M): ordered decoding.
 
-    Targets arrive in data order (not sorted by location), so each query is pulled towards the
-    average of the fixations that happen to land at its index; the paper reports that training
-    without matching learns the dataset's center bias, which this reproduces.
+    The target's order is the order the queries learn. With one observer's scanpath in viewing
+    order (target kind ``scanpath``), query i learns the i-th fixation and, through the
+    unmatched queries being "no fixation", the probability that a scanpath is longer than i:
+    SalTR's scanpath variant. It is also the paper's ablation without matching ("no-matching" in
+    ``benchmarks/saltr_ablations.py``): each query is pulled towards the average of whatever
+    lands at its index, which for a saliency map collapses to the dataset's center bias.
     """
 
     def forward(self, outputs: dict, targets: list[Tensor]) -> Indices:
@@ -75,3 +81,14 @@ class IndexMatcher(nn.Module):
             k = torch.arange(min(num_queries, len(target)), dtype=torch.int64)
             indices.append((k, k.clone()))
         return indices
+
+
+def build_matcher(
+    matching: str, cost_point: float = 5.0, cost_class: float = 1.0
+) -> HungarianMatcher | SequentialMatcher:
+    """The matcher of a :class:`SaltrConfig` ``matching`` mode (costs: Hungarian only)."""
+    if matching == "hungarian":
+        return HungarianMatcher(cost_point, cost_class)
+    if matching == "sequential":
+        return SequentialMatcher()
+    raise ValueError(f"matching must be 'hungarian' or 'sequential', got {matching!r}")

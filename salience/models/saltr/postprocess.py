@@ -1,4 +1,4 @@
-"""From predicted fixations to pixels: fixation lists, saliency maps and log-densities.
+"""From predicted fixations to pixels: fixation lists, scanpaths, saliency maps, log-densities.
 
 Pure tensor functions on the model's ``pred_points`` (B, N, 2), normalized (x, y), and fixation
 probabilities ``probs`` (B, N) (``pred_logits.sigmoid()``). Pixel coordinates follow the
@@ -42,6 +42,31 @@ def fixation_points(
         order = p.argsort(descending=True)  # (N,)
         result.append((points[order] * scale, p[order]))
     return result
+
+
+def scanpath_from_outputs(
+    pred_points: Tensor, probs: Tensor, size: tuple[int, int], threshold: float = 0.5
+) -> list[tuple[Tensor, Tensor]]:
+    """Per image: the ordered fixations of a sequentially trained SalTR, in pixels of ``size``.
+
+    Queries are read in order (query i is the i-th fixation) up to, not including, the first
+    whose fixation probability is below ``threshold``; the first query is always kept, so a
+    scanpath has at least one fixation. Returns (points (L, 2) as (x, y) pixels, probabilities
+    (L,)) per image; points are kept inside the image. Only meaningful for a model trained with ``matching="sequential"`` on
+    ordered targets: Hungarian-trained queries have no order.
+    """
+    height, width = size
+    scale = pred_points.new_tensor([width, height])  # (2,)
+    # a saturated sigmoid gives exactly 1, which would be the pixel just outside the image
+    inside = pred_points.clamp(0.0, 1.0 - 1e-6)  # (B, N, 2)
+    below = probs < threshold  # (B, N)
+    # index of the first query below the threshold, N if none; at least 1
+    lengths = torch.where(below.any(dim=1), below.int().argmax(dim=1), below.shape[1])  # (B,)
+    lengths = lengths.clamp_min(1)
+    return [
+        (points[:n] * scale, p[:n])
+        for points, p, n in zip(inside, probs, lengths.tolist(), strict=True)
+    ]
 
 
 def saliency_map(pred_points: Tensor, probs: Tensor, size: tuple[int, int], sigma: float) -> Tensor:

@@ -1,4 +1,4 @@
-"""SetCriterion: values, equivalences, gradients and the no-matching ablation."""
+"""SetCriterion: values, equivalences, gradients, sequential matching."""
 
 import pytest
 import torch
@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from salience.models.saltr import SaltrConfig, build_saltr
 from salience.models.saltr.criterion import SetCriterion, classification_loss, point_loss
-from salience.models.saltr.matcher import HungarianMatcher, IndexMatcher
+from salience.models.saltr.matcher import HungarianMatcher, SequentialMatcher
 
 TINY = dict(
     backbone="tf_efficientnet_lite0",
@@ -143,14 +143,22 @@ def test_gradients_reach_every_parameter_of_the_heads(attention):
             assert param.grad.abs().sum() > 0, name
 
 
-def test_no_matching_pairs_by_index():
+def test_sequential_matching_pairs_by_index():
     points = torch.tensor([[[0.2, 0.2], [0.8, 0.8]]])
     outputs = {"pred_points": points, "pred_logits": torch.zeros(1, 2)}
     targets = [points[0].flip(0)]  # the same set, in the other order
     hungarian = SetCriterion()(outputs, targets)
-    by_index = SetCriterion(no_matching=True)(outputs, targets)
+    by_index = SetCriterion(SequentialMatcher())(outputs, targets)
     assert hungarian["loss_point"].item() == pytest.approx(0.0, abs=1e-7)
     assert by_index["loss_point"].item() == pytest.approx(1.2)
+
+
+def test_sequential_matching_trains_queries_past_the_scanpath_as_no_fixation():
+    logits = torch.tensor([[3.0, 3.0, 3.0, 3.0]])
+    outputs = {"pred_points": torch.rand(1, 4, 2), "pred_logits": logits}
+    losses = SetCriterion(SequentialMatcher(), no_fixation_weight=1.0)(outputs, [torch.rand(2, 2)])
+    expected = F.binary_cross_entropy_with_logits(logits, torch.tensor([[1.0, 1.0, 0.0, 0.0]]))
+    torch.testing.assert_close(losses["loss_class"], expected)
 
 
 def test_from_config_picks_matcher_and_weights():
@@ -159,7 +167,7 @@ def test_from_config_picks_matcher_and_weights():
     assert isinstance(criterion.matcher, HungarianMatcher)
     assert (criterion.matcher.cost_point, criterion.matcher.cost_class) == (2.0, 3.0)
     assert (criterion.weight_point, criterion.no_fixation_weight) == (4.0, 0.5)
-    ablation = SetCriterion.from_config(SaltrConfig(no_matching=True))
-    assert isinstance(ablation.matcher, IndexMatcher)
-    with pytest.raises(ValueError, match="no_matching"):
-        SetCriterion(HungarianMatcher(), no_matching=True)
+    sequential = SetCriterion.from_config(SaltrConfig(matching="sequential"))
+    assert isinstance(sequential.matcher, SequentialMatcher)
+    with pytest.raises(ValueError, match="matching"):
+        SaltrConfig(matching="greedy")

@@ -5,7 +5,12 @@ import itertools
 import pytest
 import torch
 
-from salience.models.saltr.matcher import HungarianMatcher, IndexMatcher, matching_cost
+from salience.models.saltr.matcher import (
+    HungarianMatcher,
+    SequentialMatcher,
+    build_matcher,
+    matching_cost,
+)
 
 
 def _brute_force_cost(cost: torch.Tensor) -> float:
@@ -97,8 +102,28 @@ def test_matching_cost_formula():
     torch.testing.assert_close(cost, expected)
 
 
-def test_index_matcher_pairs_by_position():
+def test_sequential_matcher_pairs_query_i_with_target_i():
     outputs = _outputs(4, batch=3)
-    indices = IndexMatcher()(outputs, [torch.rand(2, 2), torch.zeros(0, 2), torch.rand(7, 2)])
+    indices = SequentialMatcher()(outputs, [torch.rand(2, 2), torch.zeros(0, 2), torch.rand(7, 2)])
     assert [q.tolist() for q, _ in indices] == [[0, 1], [], [0, 1, 2, 3]]
-    assert all(torch.equal(q, t) for q, t in indices)
+    assert all(torch.equal(q, t) for q, t in indices)  # the first 4 of 7 targets, in order
+
+
+def test_sequential_matcher_ignores_where_the_queries_are():
+    # the Hungarian matcher would pair each query with the target on it; sequential keeps order
+    points = torch.tensor([[[0.1, 0.1], [0.9, 0.9]]])
+    outputs = {"pred_points": points, "pred_logits": torch.zeros(1, 2)}
+    targets = [points[0].flip(0)]
+    ((q, t),) = HungarianMatcher()(outputs, targets)
+    assert dict(zip(q.tolist(), t.tolist(), strict=True)) == {0: 1, 1: 0}
+    ((q, t),) = SequentialMatcher()(outputs, targets)
+    assert q.tolist() == t.tolist() == [0, 1]
+
+
+def test_build_matcher():
+    hungarian = build_matcher("hungarian", cost_point=2.0, cost_class=3.0)
+    assert isinstance(hungarian, HungarianMatcher)
+    assert (hungarian.cost_point, hungarian.cost_class) == (2.0, 3.0)
+    assert isinstance(build_matcher("sequential"), SequentialMatcher)
+    with pytest.raises(ValueError, match="matching"):
+        build_matcher("greedy")

@@ -33,7 +33,8 @@ def test_all_variants_are_registered():
 def test_forward_and_backward(name):
     torch.manual_seed(0)
     model = salience.create_model(name, **TINY)
-    assert model.config.attention == ("deformable" if name.endswith("deformable") else "standard")
+    deformable = name.endswith("deformable") or name == "saltr-lite0-scanpath"
+    assert model.config.attention == ("deformable" if deformable else "standard")
     images = torch.rand(2, 3, 64, 96)
     outputs = model(images)
     assert outputs["pred_points"].shape == (2, 7, 2)
@@ -47,6 +48,13 @@ def test_forward_and_backward(name):
     assert torch.isfinite(losses["loss"])
     for pname, param in model.named_parameters():
         assert param.grad is not None and torch.isfinite(param.grad).all(), pname
+
+
+def test_scanpath_variant_decodes_in_order():
+    config = VARIANTS["saltr-lite0-scanpath"]
+    assert config.matching == "sequential" and config.attention == "deformable"
+    assert config.no_fixation_weight == 1.0 and config.num_queries >= 22  # OSIE's longest
+    assert all(c.matching == "hungarian" for n, c in VARIANTS.items() if "scanpath" not in n)
 
 
 def test_pretrained_saltr_weights_do_not_exist_yet():

@@ -1,4 +1,4 @@
-"""Predictions -> fixation lists, saliency maps and log-densities."""
+"""Predictions -> fixation lists, scanpaths, saliency maps and log-densities."""
 
 import math
 
@@ -11,6 +11,7 @@ from salience.models.saltr.postprocess import (
     log_density,
     saliency_map,
     scaled_sigma,
+    scanpath_from_outputs,
 )
 
 
@@ -98,3 +99,22 @@ def test_fixation_points_in_pixels_sorted_by_probability():
     pixels, p = result[1]
     torch.testing.assert_close(p, torch.tensor([0.3, 0.2, 0.1]))
     torch.testing.assert_close(pixels[0], torch.tensor([100.0, 25.0]))
+
+
+def test_scanpath_reads_queries_in_order_until_the_first_improbable_one():
+    points = torch.tensor([[[0.5, 0.5], [0.25, 0.75], [0.9, 0.1], [0.1, 0.1]]])
+    probs = torch.tensor([[0.9, 0.6, 0.3, 0.95]])  # query 3 is probable, but after a stop
+    ((pixels, p),) = scanpath_from_outputs(points, probs, (100, 200))
+    torch.testing.assert_close(pixels, torch.tensor([[100.0, 50.0], [50.0, 75.0]]))
+    torch.testing.assert_close(p, torch.tensor([0.9, 0.6]))
+    ((pixels, _),) = scanpath_from_outputs(points, probs, (100, 200), threshold=0.2)
+    assert len(pixels) == 4  # none below 0.2: every query
+
+
+def test_scanpath_has_at_least_one_fixation_and_stays_inside_the_image():
+    points = torch.tensor([[[1.0, 1.0], [0.5, 0.5]], [[0.0, 0.3], [0.5, 0.5]]])
+    probs = torch.tensor([[0.1, 0.9], [0.7, 0.5]])
+    (first, p_first), (second, _) = scanpath_from_outputs(points, probs, (30, 40))
+    assert first.shape == (1, 2) and p_first.tolist() == pytest.approx([0.1])
+    assert (first[:, 0] < 40).all() and (first[:, 1] < 30).all()  # a saturated sigmoid
+    assert len(second) == 2  # 0.5 is not below the threshold
