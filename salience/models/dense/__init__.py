@@ -19,7 +19,6 @@ from salience.models.dense.density import (
     DenseDensity,
     checkpoint_metadata,
     config_from_metadata,
-    read_metadata,
 )
 from salience.models.dense.model import (
     DenseConfig,
@@ -29,6 +28,7 @@ from salience.models.dense.model import (
     gaussian_blur,
     input_size_for,
 )
+from salience.models.metadata import read_metadata
 from salience.registry import register_model
 
 __all__ = [
@@ -42,7 +42,6 @@ __all__ = [
     "fixation_nll_bits",
     "gaussian_blur",
     "input_size_for",
-    "read_metadata",
     "shipped_weights",
 ]
 

@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 
 from salience.models.base import DensityModel
 from salience.models.dense.model import DenseConfig, DenseSaliency, input_size_for
-from salience.models.saltr.density import read_metadata
+from salience.models.metadata import config_fields, read_metadata
 
 
 def checkpoint_metadata(model: DenseSaliency, name: str) -> dict[str, str]:
@@ -33,12 +33,7 @@ def checkpoint_metadata(model: DenseSaliency, name: str) -> dict[str, str]:
 
 def config_from_metadata(metadata: dict[str, str], where: str) -> DenseConfig:
     """The :class:`DenseConfig` stored by :func:`checkpoint_metadata`."""
-    if "dense_config" not in metadata:
-        raise ValueError(f"{where}: not a dense-model checkpoint (no dense_config in its metadata)")
-    fields = json.loads(metadata["dense_config"])
-    for key, value in fields.items():
-        if isinstance(value, list):
-            fields[key] = tuple(value)
+    fields = config_fields(metadata, "dense_config", where, "a dense-model")
     fields["backbone_pretrained"] = False  # the checkpoint holds every weight
     return DenseConfig(**fields)
 
@@ -70,6 +65,7 @@ class DenseDensity(DensityModel):
         model = DenseSaliency(config)
         tensors = {k: v.float() for k, v in load_file(str(path)).items()}
         model.load_state_dict(tensors, strict=True)
+        model.eval().backbone.fold_batch_norm()  # inference only, see Backbone.fold_batch_norm
         model.to(memory_format=torch.channels_last)
         if device is not None:
             model.to(device)

@@ -6,18 +6,26 @@ The ``tf_efficientnet_lite0/1/2`` backbones load theirs from PyPI weight package
 lukemelas EfficientNet code; :func:`lukemelas_to_timm_lite` renames it to timm's layout.
 
 The backbone owns its input normalization: it takes RGB images in [0, 1].
+
+For inference, :meth:`Backbone.fold_batch_norm` folds the (frozen) batch norms into the
+convolutions that feed them, which saves the norms' elementwise passes over every activation.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
-from collections.abc import Sequence
+import itertools
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import timm
 import torch
-from timm.layers import freeze_batch_norm_2d
+from timm.layers import BatchNormAct2d, FrozenBatchNormAct2d, freeze_batch_norm_2d
+from timm.models import BasicBlock, Bottleneck, EfficientNetFeatures, FeatureDictNet, FeatureListNet
+from timm.models._efficientnet_blocks import DepthwiseSeparableConv, InvertedResidual
 from torch import Tensor, nn
+from torchvision.ops import FrozenBatchNorm2d
 
 # timm name -> (importable module, class exposing get_model_file_path(), pip package)
 LITE_WEIGHT_PACKAGES: dict[str, tuple[str, str, str]] = {
@@ -124,6 +132,97 @@ def load_lite_weights(model: nn.Module, name: str) -> None:
     model.load_state_dict({k: v for k, v in mapped.items() if k in own}, strict=True)
 
 
+# (convolution, batch norm) attribute pairs of the timm modules whose forward feeds the
+# convolution's output to the norm and nowhere else (timm 1.0); exact classes only, since a
+# subclass may change the forward.
+_CONV_NORM_PAIRS: dict[type[nn.Module], tuple[tuple[str, str], ...]] = {
+    EfficientNetFeatures: (("conv_stem", "bn1"),),
+    DepthwiseSeparableConv: (("conv_s2d", "bn_s2d"), ("conv_dw", "bn1"), ("conv_pw", "bn2")),
+    InvertedResidual: (
+        ("conv_s2d", "bn_s2d"),
+        ("conv_pw", "bn1"),
+        ("conv_dw", "bn2"),
+        ("conv_pwl", "bn3"),
+    ),
+    BasicBlock: (("conv1", "bn1"), ("conv2", "bn2")),
+    Bottleneck: (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")),
+}
+
+
+def _conv_norm_pairs(parent: nn.Module) -> list[tuple[str, str]]:
+    """Names of ``parent``'s children (conv, norm) where the norm takes the conv's output only."""
+    if type(parent) in _CONV_NORM_PAIRS:
+        return list(_CONV_NORM_PAIRS[type(parent)])
+    if type(parent) in (nn.Sequential, FeatureDictNet, FeatureListNet):
+        # each child feeds the next; a feature net also returns its return layers' outputs
+        exposed = getattr(parent, "return_layers", {})
+        return [(a, b) for a, b in itertools.pairwise(parent._modules) if a not in exposed]
+    return []
+
+
+def _norm_scale_shift(norm: nn.Module) -> tuple[Tensor, Tensor] | None:
+    """Per-channel (scale, shift) with ``norm(x) = act(x * scale + shift)`` in eval mode, or None
+    if ``norm`` is no batch norm with running statistics."""
+    if not isinstance(norm, FrozenBatchNormAct2d | FrozenBatchNorm2d | nn.BatchNorm2d):
+        return None
+    if norm.running_mean is None or norm.running_var is None:  # uses batch statistics
+        return None
+    mean, var = norm.running_mean.float(), norm.running_var.float()
+    weight = torch.ones_like(mean) if norm.weight is None else norm.weight.float()
+    bias = torch.zeros_like(mean) if norm.bias is None else norm.bias.float()
+    scale = weight * (var + norm.eps).rsqrt()
+    return scale, bias - mean * scale
+
+
+def _activation_of(norm: nn.Module) -> nn.Module:
+    """What remains of a batch norm once folded: its dropout and activation, if it has them."""
+    if not isinstance(norm, FrozenBatchNormAct2d | BatchNormAct2d):
+        return nn.Identity()
+    if isinstance(norm.drop, nn.Identity):
+        return norm.act
+    return nn.Sequential(norm.drop, norm.act)
+
+
+@torch.no_grad()
+def fold_batch_norms(module: nn.Module) -> None:
+    """Fold every batch norm that directly follows a convolution in ``module`` into it, in place.
+
+    The convolution's weight is scaled by the norm's per-channel scale and its bias becomes the
+    norm's shift (plus the scaled old bias); the norm is replaced by its activation. Norms that
+    follow no convolution known to feed them alone are left as they are. Valid for inference
+    only (the running statistics replace the batch statistics), and irreversible: the state dict
+    changes (no norm buffers, a bias per folded convolution).
+    """
+    for parent in list(module.modules()):
+        for conv_name, norm_name in _conv_norm_pairs(parent):
+            conv, norm = getattr(parent, conv_name, None), getattr(parent, norm_name, None)
+            if not isinstance(conv, nn.Conv2d) or norm is None:
+                continue
+            folded = _norm_scale_shift(norm)
+            if folded is None or folded[0].numel() != conv.out_channels:
+                continue
+            scale, shift = folded
+            if conv.bias is not None:
+                shift = shift + scale * conv.bias.float()
+            # Conv2dSame and other subclasses keep their padding: only the parameters change
+            conv.weight.copy_(conv.weight.float() * scale.view(-1, 1, 1, 1))
+            conv.bias = nn.Parameter(shift.to(conv.weight.dtype), conv.weight.requires_grad)
+            setattr(parent, norm_name, _activation_of(norm))
+
+
+def weights_digest(tensors: Mapping[str, Tensor]) -> str:
+    """sha256 of a state dict (names and values, floats as float32, in name order): identifies
+    a backbone's weights whether stored as fp16 or fp32, e.g. the frozen features that readouts
+    were trained on."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu()
+        tensor = tensor.float() if tensor.is_floating_point() else tensor
+        digest.update(name.encode())
+        digest.update(tensor.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 class Backbone(nn.Module):
     """A timm ``features_only`` CNN with its own input normalization.
 
@@ -156,6 +255,27 @@ class Backbone(nn.Module):
         cfg = self.body.pretrained_cfg
         self.register_buffer("mean", torch.tensor(cfg["mean"]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(cfg["std"]).view(1, 3, 1, 1), persistent=False)
+        self._unfolded_sha256: str | None = None  # set by fold_batch_norm
+
+    def fold_batch_norm(self) -> None:
+        """Fold the batch norms into the convolutions before them, for faster inference.
+
+        The features stay the same (to float rounding) in eval mode. Irreversible and for
+        inference only: the state dict no longer matches the unfolded model's, and training the
+        folded model would not re-estimate batch statistics. Raises if in training mode.
+        """
+        if any(m.training for m in self.modules()):
+            raise ValueError(
+                "fold_batch_norm is for inference: put the backbone in eval mode first"
+            )
+        if self._unfolded_sha256 is None:
+            self._unfolded_sha256 = weights_digest(self.state_dict())
+        fold_batch_norms(self.body)
+
+    def weights_sha256(self) -> str:
+        """:func:`weights_digest` of the weights as trained: of the state dict before
+        :meth:`fold_batch_norm` if it was folded (folding changes the tensors, not the features)."""
+        return self._unfolded_sha256 or weights_digest(self.state_dict())
 
     def forward(self, images: Tensor) -> list[Tensor]:
         """(B, 3, H, W) in [0, 1] -> feature maps [(B, C_l, H / s_l, W / s_l)]."""

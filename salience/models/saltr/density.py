@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from safetensors import safe_open
 from safetensors.torch import load_file
 
 from salience.models.base import DensityModel
+from salience.models.metadata import config_fields, read_metadata
 from salience.models.saltr.config import SaltrConfig
 from salience.models.saltr.model import SalTR, build_saltr
 from salience.models.saltr.postprocess import (
@@ -52,24 +52,17 @@ def checkpoint_metadata(
     }
 
 
-def config_from_metadata(metadata: dict[str, str]) -> SaltrConfig:
+def config_from_metadata(metadata: dict[str, str], where: str = "checkpoint") -> SaltrConfig:
     """The :class:`SaltrConfig` stored in a checkpoint's metadata, backbone download off.
 
     Checkpoints written before ``matching`` existed carry ``no_matching`` instead (True was
     the index-pairing ablation, now ``matching="sequential"``).
     """
-    fields = json.loads(metadata["saltr_config"])
-    fields["image_size"] = tuple(fields["image_size"])
+    fields = config_fields(metadata, "saltr_config", where, "a SalTR")
     fields["backbone_pretrained"] = False
     if "no_matching" in fields:
         fields["matching"] = "sequential" if fields.pop("no_matching") else "hungarian"
     return SaltrConfig(**fields)
-
-
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The metadata of a safetensors file ({} if it has none)."""
-    with safe_open(str(path), framework="pt") as f:
-        return f.metadata() or {}
 
 
 class SaltrDensity(DensityModel):
@@ -108,9 +101,7 @@ class SaltrDensity(DensityModel):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: checkpoint not found")
         metadata = read_metadata(path)
-        if "saltr_config" not in metadata:
-            raise ValueError(f"{path}: not a SalTR checkpoint (no saltr_config in its metadata)")
-        config = config_from_metadata(metadata)
+        config = config_from_metadata(metadata, str(path))
         if backbone is not None and config.backbone != backbone:
             raise ValueError(
                 f"{path}: a {metadata.get('model')} checkpoint with backbone "
@@ -118,6 +109,7 @@ class SaltrDensity(DensityModel):
             )
         model = build_saltr(config)
         model.load_state_dict(load_file(str(path)), strict=True)
+        model.eval().backbone.fold_batch_norm()  # inference only, see Backbone.fold_batch_norm
         if device is not None:
             model.to(device)
         postprocess = json.loads(metadata.get("postprocess", "{}"))

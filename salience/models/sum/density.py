@@ -18,9 +18,9 @@ from safetensors.torch import load_file
 
 from salience.models.dense.density import DenseDensity
 from salience.models.dense.model import input_size_for
-from salience.models.saltr.density import read_metadata
+from salience.models.metadata import config_fields, read_metadata
 from salience.models.sum.blocks import Condition
-from salience.models.sum.model import SumConfig, SumSaliency
+from salience.models.sum.model import LiteEncoder, SumConfig, SumSaliency
 
 
 def checkpoint_metadata(model: SumSaliency, name: str) -> dict[str, str]:
@@ -30,12 +30,7 @@ def checkpoint_metadata(model: SumSaliency, name: str) -> dict[str, str]:
 
 def config_from_metadata(metadata: dict[str, str], where: str) -> SumConfig:
     """The :class:`SumConfig` stored by :func:`checkpoint_metadata`."""
-    if "sum_config" not in metadata:
-        raise ValueError(f"{where}: not a SUM checkpoint (no sum_config in its metadata)")
-    fields = json.loads(metadata["sum_config"])
-    for key, value in fields.items():
-        if isinstance(value, list):
-            fields[key] = tuple(value)
+    fields = config_fields(metadata, "sum_config", where, "a SUM")
     fields["encoder_pretrained"] = False  # the checkpoint holds every weight
     fields["encoder_checkpoint"] = None
     return SumConfig(**fields)
@@ -69,6 +64,8 @@ class SumDensity(DenseDensity):
         metadata = read_metadata(path)
         model = SumSaliency(config_from_metadata(metadata, str(path)))
         model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+        if isinstance(model.encoder, LiteEncoder):  # inference only, see Backbone.fold_batch_norm
+            model.eval().encoder.backbone.fold_batch_norm()
         if device is not None:
             model.to(device)
         return cls(model, metadata, condition)

@@ -1,20 +1,34 @@
-"""Backbones: the lukemelas -> timm EfficientNet-Lite mapping and the timm feature extractors."""
+"""Backbones: the lukemelas -> timm EfficientNet-Lite mapping, the timm feature extractors and
+batch-norm folding."""
 
+import copy
 import importlib.util
 
+import numpy as np
 import pytest
 import timm
 import torch
+from safetensors.torch import load_file
+from timm.layers import Conv2dSame, FrozenBatchNormAct2d
 from torch import nn
+from torchvision.ops import FrozenBatchNorm2d
 
+from salience.images import load_image
+from salience.models.dense import DenseDensity, DenseSaliency, shipped_weights
+from salience.models.dense.density import config_from_metadata
+from salience.models.metadata import read_metadata
 from salience.models.saltr import backbone as bb
 from salience.models.saltr.backbone import (
     LITE_WEIGHT_PACKAGES,
     Backbone,
+    fold_batch_norms,
     load_lite_weights,
     load_lukemelas_state_dict,
     lukemelas_to_timm_lite,
+    weights_digest,
 )
+
+BATCH_NORMS = (FrozenBatchNormAct2d, FrozenBatchNorm2d, nn.BatchNorm2d)
 
 # lukemelas builds with TF "same" padding fixed for the native resolution, so compare there
 NATIVE_SIZE = {
@@ -116,3 +130,95 @@ def test_resnet_normalization_is_imagenet_and_last_level_only():
     torch.testing.assert_close(backbone.mean.flatten(), torch.tensor([0.485, 0.456, 0.406]))
     torch.testing.assert_close(backbone.std.flatten(), torch.tensor([0.229, 0.224, 0.225]))
     assert any(isinstance(m, nn.BatchNorm2d) for m in backbone.modules())
+
+
+@pytest.fixture(scope="module")
+def osie_image(osie) -> np.ndarray:
+    """A real 800x600 photo: the first image of OSIE's validation split."""
+    return load_image(osie.split("val")[0].path)
+
+
+def _as_input(image: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:
+    x = torch.tensor(image).permute(2, 0, 1)[None].float() / 255.0  # (1, 3, H, W)
+    return x if size is None else nn.functional.interpolate(x, size=size, mode="bilinear")
+
+
+def _assert_folding_keeps_features(backbone: Backbone, x: torch.Tensor) -> Backbone:
+    folded = copy.deepcopy(backbone)
+    folded.fold_batch_norm()
+    assert not any(isinstance(m, BATCH_NORMS) for m in folded.modules())
+    # the digest names the weights as trained, folded or not (window readouts check it)
+    assert folded.weights_sha256() == backbone.weights_sha256()
+    assert weights_digest(folded.state_dict()) != backbone.weights_sha256()
+    with torch.no_grad():
+        expected, features = backbone(x), folded(x)
+    for got, want in zip(features, expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-4 * want.abs().max().item())
+    return folded
+
+
+@pytest.mark.parametrize("out_indices", [(1, 2, 3, 4), (2, 3, 4)])
+def test_folded_lite0_gives_the_features_of_the_unfolded_one(osie_image, out_indices):
+    _require_weights("tf_efficientnet_lite0")
+    backbone = Backbone("tf_efficientnet_lite0", pretrained=True, out_indices=out_indices).eval()
+    same_padded = [n for n, m in backbone.named_modules() if isinstance(m, Conv2dSame)]
+    assert same_padded  # the TF "same" padding must survive the folding
+    folded = _assert_folding_keeps_features(backbone, _as_input(osie_image))
+    modules = dict(folded.named_modules())
+    assert all(isinstance(modules[n], Conv2dSame) for n in same_padded)
+    assert not any("running_mean" in key for key in folded.state_dict())
+
+
+def test_folded_resnet50_with_random_statistics_gives_the_unfolded_features(osie_image):
+    backbone = Backbone("resnet50", pretrained=False).eval()
+    generator = torch.Generator().manual_seed(0)
+    norms = [m for m in backbone.modules() if isinstance(m, FrozenBatchNorm2d)]
+    assert len(norms) == 53  # every one of them, the downsampling shortcuts' included
+    for norm in norms:
+        n = norm.weight.numel()
+        norm.weight.copy_(0.5 + torch.rand(n, generator=generator))
+        norm.bias.copy_(0.2 * torch.randn(n, generator=generator))
+        norm.running_mean.copy_(0.2 * torch.randn(n, generator=generator))
+        norm.running_var.copy_(0.5 + 1.5 * torch.rand(n, generator=generator))
+    _assert_folding_keeps_features(backbone, _as_input(osie_image, size=(300, 400)))
+
+
+def test_folding_in_training_mode_raises_and_changes_nothing():
+    backbone = Backbone("tf_efficientnet_lite0", pretrained=False)
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    with pytest.raises(ValueError, match="eval mode"):
+        backbone.fold_batch_norm()
+    after = backbone.state_dict()
+    assert after.keys() == before.keys()
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+
+
+def test_norms_without_a_convolution_feeding_them_alone_stay():
+    class Custom(nn.Module):  # unknown forward: its conv and norm may not be a pair
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 1)
+            self.bn = nn.BatchNorm2d(4)
+
+    after_relu = nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU(), nn.BatchNorm2d(4))
+    custom = Custom()
+    model = nn.Sequential(after_relu, custom).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fold_batch_norms(model)
+    assert isinstance(after_relu[2], nn.BatchNorm2d) and isinstance(custom.bn, nn.BatchNorm2d)
+    after = model.state_dict()
+    assert after.keys() == before.keys()
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+
+
+def test_shipped_model_from_checkpoint_is_folded_and_unchanged(osie_image):
+    path = shipped_weights("default")
+    folded = DenseDensity.from_checkpoint(path)
+    assert not any(isinstance(m, BATCH_NORMS) for m in folded.model.backbone.modules())
+    metadata = read_metadata(path)
+    model = DenseSaliency(config_from_metadata(metadata, str(path)))
+    model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+    unfolded = DenseDensity(model.to(memory_format=torch.channels_last), metadata)
+    (got,) = folded.log_densities([osie_image])
+    (want,) = unfolded.log_densities([osie_image])
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=0)
