@@ -13,9 +13,10 @@ d using group ``d // (D / G)`` (VMamba's four scan directions are four groups). 
 ``return_last_state``. Everything is computed in float32 (float64 for float64 ``u``, which the
 tests use to compare the implementations tightly); the output has ``u``'s dtype.
 
-Three implementations, all differentiable by autograd:
+Three implementations, all differentiable:
 
-* :func:`selective_scan_reference`: the recurrence, one step per position. The oracle.
+* :func:`selective_scan_reference`: the recurrence, one step per position, through autograd.
+  The oracle.
 * :func:`selective_scan_chunked`: the sequence cut into chunks of T positions, in three passes:
   (1) every chunk scanned from a zero state, all chunks at once (T steps, each covering every
   chunk), giving the state each chunk ends in; (2) across chunks, sequentially, the state
@@ -25,6 +26,22 @@ Three implementations, all differentiable by autograd:
   no tensor copies of B and C per channel. Every exponent is a sum of log-decays, never a
   difference that could overflow: stable whenever ``A <= 0`` (Mamba's ``A = -exp(A_log)``) and
   ``delta >= 0`` (softplus).
+
+  Its backward is written out (autograd would keep every step's state, and spend its time
+  stacking and multiplying them). The forward saves only its inputs and the state entering
+  each chunk. The backward recomputes every state from those (T steps, all chunks at once),
+  then runs the adjoint recurrence backwards: with ``a`` the decays, the gradient of the state
+  after position t is ``g[t] = C[t] dy[t] + a[t + 1] g[t + 1]``, in the mirror of the three
+  passes: (1) every chunk backwards from a zero gradient at its end, giving what reaches its
+  start; (2) across chunks, sequentially from the right, the gradient reaching each chunk's
+  end; (3) every chunk backwards again from that, forming at each step the gradients of the
+  inputs ``delta u B`` (``g[t]``) and of the log-decays (``g[t] a[t] h[t - 1]``), and from
+  these those of delta, u, A, B and C (B and C summed over their group's channels). Decays
+  raised to the floor get no gradient, as through autograd's clamp; a chunk's decay counts as
+  the product of its steps' (they differ only below e^NEGLIGIBLE_LOG_DECAY). The same stability:
+  products of decays only. About ``3 T + L / T`` steps; two tensors the size of all states
+  (decays and states) live during the backward only. Bias, softplus, D, the gate, the grouping
+  of B and C and the dtype casts stay with autograd: elementwise on (batch, D, L).
 * ``impl="cuda"``: mamba-ssm's fused CUDA kernel, when that package is installed.
 
 :func:`selective_scan` dispatches; ``"auto"`` is the chunked path.
@@ -38,6 +55,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import FunctionCtx, once_differentiable
 
 IMPLS = ("auto", "reference", "chunked", "cuda")
 # The chunked path raises decays below e^-80 to e^-80 (a change invisible even in float64):
@@ -126,9 +144,9 @@ def _finish(y: Tensor, u: Tensor, D: Tensor | None, z: Tensor | None, dtype: tor
     return y.to(dtype)
 
 
-def _decay(log_decay: Tensor) -> Tensor:
-    """exp(log_decay), at least e^NEGLIGIBLE_LOG_DECAY (see there)."""
-    return log_decay.clamp_min(NEGLIGIBLE_LOG_DECAY).exp()
+def _decay_(log_decay: Tensor) -> Tensor:
+    """exp(log_decay), at least e^NEGLIGIBLE_LOG_DECAY (see there), in place."""
+    return log_decay.clamp_min_(NEGLIGIBLE_LOG_DECAY).exp_()
 
 
 def selective_scan_reference(
@@ -159,6 +177,143 @@ def selective_scan_reference(
     return _finish(torch.stack(ys, dim=-1), u32, D, z, dtype)  # (b, D, L)
 
 
+class _Chunks:
+    """The chunked scan's layout: (b, D, L) sequences as (T, b, G, D / G, chunks) steps.
+
+    Position in the chunk first, so that each step is contiguous; channels split into (group,
+    channel in group), so that B and C broadcast over a group's channels. Padded positions
+    (step size 0: no decay, no input) come last."""
+
+    def __init__(self, u: Tensor, groups: int, state: int, chunk_size: int) -> None:
+        self.batch, self.dim, self.length = u.shape
+        self.groups, self.per_group, self.state = groups, self.dim // groups, state
+        self.size = min(chunk_size, self.length)
+        self.chunks = math.ceil(self.length / self.size)
+        self.pad = self.chunks * self.size - self.length
+
+    def steps(self, x: Tensor) -> Tensor:
+        """(b, D, L) -> (T, b, G, D / G, chunks), contiguous."""
+        x = F.pad(x, (0, self.pad))
+        x = x.reshape(self.batch, self.groups, self.per_group, self.chunks, self.size)
+        return x.permute(4, 0, 1, 2, 3).contiguous()
+
+    def steps_n(self, m: Tensor) -> Tensor:
+        """(b, G, N, L) -> (T, b, G, 1, chunks, N), contiguous."""
+        m = F.pad(m, (0, self.pad))
+        m = m.reshape(self.batch, self.groups, 1, self.state, self.chunks, self.size)
+        return m.permute(5, 0, 1, 2, 4, 3).contiguous()
+
+    def unsteps(self, x: Tensor) -> Tensor:
+        """(T, b, G, D / G, chunks) -> (b, D, L): the inverse of :meth:`steps`."""
+        x = x.permute(1, 2, 3, 4, 0).reshape(self.batch, self.dim, self.chunks * self.size)
+        return x[..., : self.length]
+
+    def unsteps_n(self, m: Tensor) -> Tensor:
+        """(T, b, G, 1, chunks, N) -> (b, G, N, L): the inverse of :meth:`steps_n`."""
+        m = m.permute(1, 2, 3, 5, 4, 0)  # (b, G, 1, N, chunks, T)
+        m = m.reshape(self.batch, self.groups, self.state, self.chunks * self.size)
+        return m[..., : self.length]
+
+    def terms(
+        self, u: Tensor, dt: Tensor, A: Tensor, B: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """The recurrence's terms: A per channel (G, D / G, 1, N); by step the step sizes and
+        the step sizes times u (T, b, G, D / G, chunks), B (T, b, G, 1, chunks, N) and the
+        decays (T, b, G, D / G, chunks, N); the decay across each chunk (b, G, D / G, chunks, N)."""
+        A_v = A.view(self.groups, self.per_group, 1, self.state)  # (G, D / G, 1, N)
+        dt_s = self.steps(dt)  # (T, b, G, D / G, chunks)
+        decay = _decay_(dt_s.unsqueeze(-1) * A_v)  # (T, b, G, D / G, chunks, N)
+        # Summed log-decays of a chunk as (summed step sizes) * A: one small product
+        through = _decay_(dt_s.sum(0).unsqueeze(-1) * A_v)  # (b, G, D / G, chunks, N)
+        return A_v, dt_s, self.steps(dt * u), self.steps_n(B), decay, through
+
+
+class _ChunkedScan(torch.autograd.Function):
+    """The chunked scan without D and gate, (u, step sizes, A, B, C as (b, G, N, L)) -> y,
+    with the backward of the module docstring. Saves the inputs and the state entering each
+    chunk, where autograd would save every step's state."""
+
+    @staticmethod
+    def forward(
+        ctx: FunctionCtx, u: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_size: int
+    ) -> Tensor:
+        lay = _Chunks(u, B.shape[1], A.shape[1], chunk_size)
+        _, _, dtu_s, B_s, decay, through = lay.terms(u, dt, A, B)
+        dtu_s = dtu_s.unsqueeze(-1)  # (T, b, G, D / G, chunks, 1)
+        C_s = lay.steps_n(C)  # (T, b, G, 1, chunks, N)
+        # 1. The state each chunk ends in, started from zero: all chunks at once.
+        h = dtu_s[0] * B_s[0]  # (b, G, D / G, chunks, N)
+        for t in range(1, lay.size):
+            h.mul_(decay[t]).addcmul_(dtu_s[t], B_s[t])  # a[t] h + delta[t] u[t] B[t]
+        # 2. The state entering each chunk, sequentially across chunks.
+        entering = torch.zeros_like(h)  # (b, G, D / G, chunks, N)
+        for k in range(1, lay.chunks):
+            prev = (..., k - 1, slice(None))
+            torch.addcmul(h[prev], through[prev], entering[prev], out=entering[..., k, :])
+        # 3. Every chunk from the state entering it, reading out y: all chunks at once.
+        h = entering.clone()
+        y = u.new_empty(lay.size, *h.shape[:-1])  # (T, b, G, D / G, chunks)
+        for t in range(lay.size):
+            h.mul_(decay[t]).addcmul_(dtu_s[t], B_s[t])
+            torch.sum(h * C_s[t], -1, out=y[t])
+        ctx.save_for_backward(u, dt, A, B, C, entering)
+        ctx.chunk_size = chunk_size
+        return lay.unsteps(y)  # (b, D, L)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: FunctionCtx, dy: Tensor) -> tuple[Tensor | None, ...]:
+        u, dt, A, B, C, entering = ctx.saved_tensors
+        lay = _Chunks(u, B.shape[1], A.shape[1], ctx.chunk_size)
+        A_v, dt_s, dtu_s, B_s, decay, through = lay.terms(u, dt, A, B)
+        dtu_s = dtu_s.unsqueeze(-1)  # (T, b, G, D / G, chunks, 1)
+        C_s = lay.steps_n(C)  # (T, b, G, 1, chunks, N)
+        dy_s = lay.steps(dy).unsqueeze(-1)  # (T, b, G, D / G, chunks, 1)
+        # The states again, from the state entering each chunk (states[t] precedes step t),
+        # and the gradient of C, which needs nothing else.
+        states = u.new_empty(lay.size + 1, *entering.shape)  # (T + 1, b, G, D / G, chunks, N)
+        states[0] = entering
+        dC = torch.empty_like(C_s)  # (T, b, G, 1, chunks, N)
+        for t in range(lay.size):
+            torch.mul(decay[t], states[t], out=states[t + 1]).addcmul_(dtu_s[t], B_s[t])
+            torch.sum(states[t + 1] * dy_s[t], 2, keepdim=True, out=dC[t])
+        # The state gradient g[t] = C[t] dy[t] + a[t + 1] g[t + 1] (a: the decays).
+        # 1. Within each chunk from zero at its end: what reaches the state entering it.
+        g = C_s[-1] * dy_s[-1]  # (b, G, D / G, chunks, N)
+        for t in range(lay.size - 1, 0, -1):
+            g.mul_(decay[t]).addcmul_(C_s[t - 1], dy_s[t - 1])
+        g.mul_(decay[0])
+        # 2. The gradient reaching each chunk's end from the right, sequentially across chunks.
+        right = torch.zeros_like(g)  # (b, G, D / G, chunks, N)
+        for k in range(lay.chunks - 1, 0, -1):
+            next_ = (..., k, slice(None))
+            torch.addcmul(g[next_], through[next_], right[next_], out=right[..., k - 1, :])
+        # 3. Within each chunk from that, and the gradients it makes, step by step.
+        g = right
+        d_dtu = torch.empty_like(dt_s)  # (T, b, G, D / G, chunks)
+        d_dt = torch.empty_like(dt_s)  # (T, b, G, D / G, chunks)
+        dB = torch.empty_like(B_s)  # (T, b, G, 1, chunks, N)
+        dA = u.new_zeros(lay.groups, lay.per_group, lay.state)  # (G, D / G, N)
+        # Whether any decay was clamped: a bound on delta * A per channel from delta's extremes
+        low, high = dt_s.amin((0, 1, 4))[..., None, None], dt_s.amax((0, 1, 4))[..., None, None]
+        clamps = bool((torch.minimum(low * A_v, high * A_v) < NEGLIGIBLE_LOG_DECAY).any())
+        for t in range(lay.size - 1, -1, -1):
+            g.addcmul_(C_s[t], dy_s[t])  # g[t]
+            torch.sum(g * B_s[t], -1, out=d_dtu[t])
+            torch.sum(g * dtu_s[t], 2, keepdim=True, out=dB[t])
+            # d log-decay = g[t] a[t] h[t - 1], where the decay was not clamped (as in clamp's
+            # own gradient)
+            g.mul_(decay[t])  # a[t] g[t]: the gradient of the state before step t
+            d_log = g * states[t]  # (b, G, D / G, chunks, N)
+            if clamps:
+                d_log.masked_fill_(dt_s[t].unsqueeze(-1) * A_v < NEGLIGIBLE_LOG_DECAY, 0)
+            torch.sum(d_log * A_v, -1, out=d_dt[t])
+            dA += (d_log * dt_s[t].unsqueeze(-1)).sum((0, 3))
+        d_dt += d_dtu * lay.steps(u)
+        du = lay.unsteps(d_dtu) * dt  # (b, D, L)
+        return du, lay.unsteps(d_dt), dA.view_as(A), lay.unsteps_n(dB), lay.unsteps_n(dC), None
+
+
 def selective_scan_chunked(
     u: Tensor,
     delta: Tensor,
@@ -176,50 +331,7 @@ def selective_scan_chunked(
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     dtype = u.dtype
     u32, dt, A32, Bg, Cg = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-    batch, dim, length = u.shape
-    groups, state = Bg.shape[1], A.shape[1]
-    per_group = dim // groups
-    size = min(chunk_size, length)
-    chunks = math.ceil(length / size)
-    pad = chunks * size - length  # padded positions (delta 0: no decay, no input) come last
-
-    # Position-in-chunk first, so that each step below reads contiguous memory; channels split
-    # into (group, channel in group), so that B and C broadcast over a group's channels.
-    def by_step(x: Tensor) -> Tensor:  # (b, D, L) -> (T, b, G, D / G, chunks)
-        x = F.pad(x, (0, pad)).reshape(batch, groups, per_group, chunks, size)
-        return x.permute(4, 0, 1, 2, 3)
-
-    def by_step_n(m: Tensor) -> Tensor:  # (b, G, N, L) -> (T, b, G, 1, chunks, N)
-        m = F.pad(m, (0, pad)).reshape(batch, groups, 1, state, chunks, size)
-        return m.permute(5, 0, 1, 2, 4, 3)
-
-    log_decay = by_step(dt).unsqueeze(-1) * A32.view(
-        groups, per_group, 1, state
-    )  # (T, b, G, D / G, chunks, N)
-    decay = _decay(log_decay)  # (T, b, G, D / G, chunks, N)
-    inputs = by_step(dt * u32).unsqueeze(-1) * by_step_n(Bg)  # (T, b, G, D / G, chunks, N)
-    readout = by_step_n(Cg)  # (T, b, G, 1, chunks, N)
-
-    # 1. The state each chunk ends in, started from zero: all chunks at once.
-    h = u32.new_zeros(batch, groups, per_group, chunks, state)  # (b, G, D / G, chunks, N)
-    for a_t, x_t in zip(decay.unbind(0), inputs.unbind(0), strict=True):
-        h = torch.addcmul(x_t, a_t, h)  # a_t * h + x_t
-    # 2. The state entering each chunk, sequentially across chunks. unbind, not indexing: its
-    # backward is one stack, where indexing would scatter into a full-size zero tensor each time.
-    through = _decay(log_decay.sum(0))  # (b, G, D / G, chunks, N): decay across each chunk
-    carry = u32.new_zeros(batch, groups, per_group, state)  # (b, G, D / G, N)
-    entering = []
-    for through_c, end_c in zip(through.unbind(3), h.unbind(3), strict=True):
-        entering.append(carry)
-        carry = torch.addcmul(end_c, through_c, carry)
-    h = torch.stack(entering, dim=3)  # (b, G, D / G, chunks, N)
-    # 3. Every chunk from the state entering it, reading out y: all chunks at once.
-    ys = []
-    steps = zip(decay.unbind(0), inputs.unbind(0), readout.unbind(0), strict=True)
-    for a_t, x_t, c_t in steps:
-        h = torch.addcmul(x_t, a_t, h)
-        ys.append((h * c_t).sum(-1))  # (b, G, D / G, chunks)
-    y = torch.stack(ys, dim=-1).reshape(batch, dim, chunks * size)[..., :length]  # (b, D, L)
+    y = _ChunkedScan.apply(u32, dt, A32, Bg, Cg, chunk_size)  # (b, D, L)
     return _finish(y, u32, D, z, dtype)
 
 
