@@ -7,7 +7,9 @@ atomically; ``summary.csv`` lists every input with its status. An image whose fo
 exist and whose recorded settings are the job's is not predicted again (unless ``overwrite``),
 so an interrupted job is finished by running it again, and running it with other settings
 (e.g. more scanpaths, another seed) redoes the images. An unreadable image is reported and
-skipped; the rest are written.
+skipped; the rest are written. With ``windows`` each viewing-time window also gets
+``<name>_window_<label>_density.npy``, ``_heatmap.png`` and ``_overlay.png`` (label e.g.
+``0-1s``), written before the fixations JSON, so a job interrupted among them is redone.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 )
 OUTPUTS = ("_density.npy", "_heatmap.png", "_overlay.png", "_fixations.json")
+MAP_OUTPUTS = OUTPUTS[:3]  # what each viewing-time window gets too
 SUMMARY_FIELDS = (
     "image",
     "name",
@@ -122,11 +125,22 @@ class ItemResult:
         return row
 
 
+def window_stem(name: str, label: str) -> str:
+    """The file-name stem of a viewing-time window's maps, e.g. ``photo_window_0-1s``."""
+    return f"{name}_window_{label}"
+
+
 def predict_settings(
-    predictor: Predictor, colormap: str, opacity: float, scanpaths: int, seed: int
+    predictor: Predictor,
+    colormap: str,
+    opacity: float,
+    scanpaths: int,
+    seed: int,
+    windows: bool = False,
 ) -> dict[str, object]:
-    """The settings that shape a job's files, as recorded in each ``<name>_fixations.json``."""
-    return {
+    """The settings that shape a job's files, as recorded in each ``<name>_fixations.json``
+    (``windows``, the window labels, only when window maps are made)."""
+    settings: dict[str, object] = {
         "fixations": predictor.n_fixations,
         "image_degrees": predictor.image_degrees,
         "scanpaths": scanpaths,
@@ -135,11 +149,20 @@ def predict_settings(
         "colormap": colormap,
         "opacity": opacity,
     }
+    if windows:
+        settings["windows"] = [w.label for w in predictor.windowed().windows]
+    condition = getattr(predictor.model, "condition", None)  # SUM: the kind of data predicted
+    if condition is not None:
+        settings["condition"] = condition.kind
+    return settings
 
 
 def is_done(out_dir: Path, name: str, settings: dict[str, object]) -> bool:
-    """Whether the four files of ``name`` exist and were made with ``settings``."""
-    if not all((out_dir / f"{name}{s}").is_file() for s in OUTPUTS):
+    """Whether the files of ``name`` (the four, and the windows' maps the settings ask for)
+    exist and were made with ``settings``."""
+    stems = [window_stem(name, label) for label in settings.get("windows", [])]
+    wanted = [f"{name}{s}" for s in OUTPUTS] + [f"{t}{s}" for t in stems for s in MAP_OUTPUTS]
+    if not all((out_dir / f).is_file() for f in wanted):
         return False
     try:
         recorded = json.loads((out_dir / f"{name}_fixations.json").read_text())
@@ -157,25 +180,32 @@ def write_prediction(
     opacity: float = 0.5,
     settings: dict[str, object] | None = None,
 ) -> None:
-    """The four files of one image, each written atomically (PNGs fast-compressed);
-    ``settings`` (see :func:`predict_settings`) are recorded in the fixations JSON."""
-    with atomic_path(out_dir / f"{name}_density.npy") as tmp:
-        np.save(tmp, prediction.density.astype(np.float32))
-    shown = display_map(prediction.density)
-    save_png(
-        out_dir / f"{name}_heatmap.png",
-        heatmap(prediction.density, display=shown),
-        compress_level=1,
-    )
-    save_png(
-        out_dir / f"{name}_overlay.png",
-        overlay(image, prediction.density, colormap=colormap, opacity=opacity, display=shown),
-        compress_level=1,
-    )
+    """The four files of one image and its windows' maps, each written atomically (PNGs
+    fast-compressed); ``settings`` (see :func:`predict_settings`) are recorded in the fixations
+    JSON, which is written last."""
+    _write_maps(prediction.density, image, out_dir, name, colormap, opacity)
+    for window_map in prediction.windows:
+        stem = window_stem(name, window_map.window.label)
+        _write_maps(window_map.density, image, out_dir, stem, colormap, opacity)
     record = prediction.fixations_dict()
     if settings is not None:
         record["settings"] = settings
     atomic_write(out_dir / f"{name}_fixations.json", json.dumps(record, indent=1) + "\n")
+
+
+def _write_maps(
+    density: np.ndarray, image: np.ndarray, out_dir: Path, stem: str, colormap: str, opacity: float
+) -> None:
+    """``<stem>_density.npy`` (float32), ``_heatmap.png`` and ``_overlay.png`` of a density."""
+    with atomic_path(out_dir / f"{stem}_density.npy") as tmp:
+        np.save(tmp, density.astype(np.float32))
+    shown = display_map(density)
+    save_png(out_dir / f"{stem}_heatmap.png", heatmap(density, display=shown), compress_level=1)
+    save_png(
+        out_dir / f"{stem}_overlay.png",
+        overlay(image, density, colormap=colormap, opacity=opacity, display=shown),
+        compress_level=1,
+    )
 
 
 def run_predict(
@@ -189,17 +219,19 @@ def run_predict(
     advance: Callable[[ItemResult], None] | None = None,
     scanpaths: int = 1,
     seed: int = 0,
+    windows: bool = False,
 ) -> list[ItemResult]:
     """Predict every image of ``paths`` into ``out_dir``; one :class:`ItemResult` per input.
 
     Each image gets ``scanpaths`` sampled scanpaths (0: none), seeded by ``seed`` as
-    :meth:`Predictor.predict` does. ``summary.csv`` is rewritten after every batch, so it is
-    complete up to where an interrupted run stopped."""
+    :meth:`Predictor.predict` does, and with ``windows`` one set of maps per viewing-time
+    window. ``summary.csv`` is rewritten after every batch, so it is complete up to where an
+    interrupted run stopped."""
     if scanpaths < 0:
         raise ValueError(f"scanpaths must be >= 0, got {scanpaths}")
     out_dir.mkdir(parents=True, exist_ok=True)
     names = output_names(paths)
-    settings = predict_settings(predictor, colormap, opacity, scanpaths, seed)
+    settings = predict_settings(predictor, colormap, opacity, scanpaths, seed, windows)
     results: list[ItemResult] = []
     for batch in _batches(paths, batch_size):
         loaded: list[tuple[Path, np.ndarray]] = []
@@ -214,10 +246,10 @@ def run_predict(
                 results.append(ItemResult(path, name, "failed", str(exc)))
         if loaded:
             start = time.perf_counter()
-            log_densities = predictor.log_densities([im for _, im in loaded])
+            outputs = predictor.outputs([im for _, im in loaded], windows)
             seconds = (time.perf_counter() - start) / len(loaded)
-            for (path, image), log_density in zip(loaded, log_densities, strict=True):
-                prediction = predictor.result(log_density, str(path), scanpaths, seed)
+            for (path, image), (log_density, window_maps) in zip(loaded, outputs, strict=True):
+                prediction = predictor.result(log_density, str(path), scanpaths, seed, window_maps)
                 try:
                     write_prediction(
                         prediction, image, out_dir, names[path], colormap, opacity, settings

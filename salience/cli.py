@@ -99,10 +99,12 @@ def eval_command(
             help="Trained weights (.safetensors from 'salience train') for the -m models."
         ),
     ] = None,
+    condition: Annotated[str | None, typer.Option(help=CONDITION_HELP)] = None,
 ) -> None:
     """Score models or a folder of maps on a dataset split: one row per model."""
     if mode not in MODES:
         _fail(f"--mode must be one of {', '.join(MODES)}")
+    conditioned = _condition(condition, checkpoint)
     if not model and predictions is None:
         model = ["center-bias", "gold-standard"]
     try:
@@ -141,7 +143,7 @@ def eval_command(
                 instance = gold
             else:
                 instance = (
-                    create_model(name, checkpoint=checkpoint)
+                    create_model(name, checkpoint=checkpoint, **conditioned)
                     if checkpoint is not None
                     else create_model(name, pretrained=pretrained)
                 )
@@ -224,13 +226,38 @@ def train_command(
         )
 
 
-def _predictor(model: str, checkpoint: Path | None, device: str | None, **kwargs):
+# --condition: the kinds of data a SUM model is conditioned on (salience.models.sum.Condition)
+CONDITIONS = {"mouse": 0, "eye": 1, "ecommerce": 2, "ui": 3}
+CONDITION_HELP = (
+    "For a SUM --checkpoint: the kind of data to predict, mouse (mouse tracking), eye (eye "
+    "tracking on natural images, the default), ecommerce or ui (user interfaces)."
+)
+
+
+def _condition(name: str | None, checkpoint: Path | None) -> dict[str, int]:
+    """The ``condition`` keyword for a model, {} when none is asked for; a clear error for an
+    unknown kind or a kind without a checkpoint to apply it to."""
+    if name is None:
+        return {}
+    if name.lower() not in CONDITIONS:
+        _fail(f"--condition must be one of {', '.join(CONDITIONS)}, got {name!r}")
+    if checkpoint is None:
+        _fail("--condition applies to SUM models: give their --checkpoint")
+    return {"condition": CONDITIONS[name.lower()]}
+
+
+def _predictor(
+    model: str, checkpoint: Path | None, device: str | None, condition: str | None = None, **kwargs
+):
     """The Predictor of a shipped model or of trained weights; a clear error otherwise."""
     from salience.predictor import Predictor
 
     try:
         if checkpoint is not None:
-            return Predictor.from_checkpoint(checkpoint, device=device, **kwargs)
+            return Predictor.from_checkpoint(
+                checkpoint, device=device, **_condition(condition, checkpoint), **kwargs
+            )
+        _condition(condition, checkpoint)
         return Predictor.from_pretrained(model, device=device, **kwargs)
     except (KeyError, ValueError, FileNotFoundError, RuntimeError, TypeError) as exc:
         _fail(str(exc))
@@ -269,12 +296,21 @@ def predict_command(
     overwrite: Annotated[
         bool, typer.Option(help="Predict again images whose outputs already exist.")
     ] = False,
+    windows: Annotated[
+        bool,
+        typer.Option(
+            help="Also one map per viewing-time window (0-1 s, 1-2 s, 2-3 s): "
+            "<name>_window_0-1s_density.npy, _heatmap.png, _overlay.png, ..."
+        ),
+    ] = False,
+    condition: Annotated[str | None, typer.Option(help=CONDITION_HELP)] = None,
 ) -> None:
     """Heatmap, overlay, density, likely first fixations and scanpaths of each image.
 
     Writes <name>_density.npy, <name>_heatmap.png, <name>_overlay.png, <name>_fixations.json
-    and summary.csv. Unreadable images are reported and skipped; re-running finishes an
-    interrupted job, and redoes images made with other settings.
+    and summary.csv (with --windows also the maps of each viewing-time window). Unreadable
+    images are reported and skipped; re-running finishes an interrupted job, and redoes images
+    made with other settings.
     """
     from salience.batch import collect_inputs, run_predict
     from salience.render import check_colormap
@@ -292,10 +328,16 @@ def predict_command(
         model,
         checkpoint,
         device,
+        condition,
         n_fixations=fixations,
         image_degrees=image_degrees,
         scanpath_length=scanpath_length,
     )
+    if windows:
+        try:
+            predictor.windowed()
+        except (ValueError, FileNotFoundError) as exc:
+            _fail(str(exc))
     columns = (TextColumn("predict"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(
         *columns, console=console, transient=True, disable=not console.is_terminal
@@ -318,6 +360,7 @@ def predict_command(
             advance,
             scanpaths=scanpaths,
             seed=seed,
+            windows=windows,
         )
     counts = {s: sum(r.status == s for r in results) for s in ("written", "exists", "failed")}
     console.print(
@@ -598,6 +641,13 @@ def export_command(
     ] = None,
     sampler_root: Annotated[Path | None, typer.Option(help="That dataset's folder.")] = None,
     sampler_split: Annotated[str, typer.Option(help="That dataset's split.")] = "train",
+    readouts_only: Annotated[
+        bool,
+        typer.Option(
+            help="Only a dense model's readouts, with the digest of their backbone (window "
+            "readouts that run on the shipped default model's backbone)."
+        ),
+    ] = False,
 ) -> None:
     """Write trained weights as a file to ship (fp16, with the scanpath sampler's parameters)."""
     import json
@@ -619,7 +669,9 @@ def export_command(
         metadata["sampler"] = json.dumps(sampler.to_dict())
         metadata["sampler_data"] = f"{sampler_dataset} {sampler_split} ({len(data)} images)"
     try:
-        path = export_weights(checkpoint, out, torch.float16 if fp16 else torch.float32, metadata)
+        path = export_weights(
+            checkpoint, out, torch.float16 if fp16 else torch.float32, metadata, readouts_only
+        )
     except (OSError, ValueError) as exc:
         _fail(str(exc))
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -172,11 +172,13 @@ def evaluate(
     predictions: Path | None = None,
     name: str | None = None,
     progress: Callable[[Sequence[Stimulus]], Sequence[Stimulus]] | None = None,
+    references: Callable[[Stimulus], np.ndarray] | None = None,
 ) -> EvaluationResult:
     """Score ``model`` (or the maps in ``predictions``) on every stimulus of ``dataset``.
 
     ``center_bias`` must already be fitted; it is the baseline of information gain and, in the
-    probabilistic mode, the distribution of shuffled-AUC negatives.
+    probabilistic mode, the distribution of shuffled-AUC negatives. ``references`` gives the map
+    CC, KL and SIM compare with per stimulus (default: its fixations' empirical density).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -198,7 +200,10 @@ def evaluate(
         if len(xs) == 0:
             continue
         sigma_px = sigma_deg * dataset.ppd(stim)
-        reference = metrics.empirical_density(xs, ys, stim.size, sigma_px)
+        if references is None:
+            reference = metrics.empirical_density(xs, ys, stim.size, sigma_px)
+        else:
+            reference = references(stim)
         others = neg_n != i
         other_xs, other_ys = metrics.rescale_fixations(
             neg_x[others], neg_y[others], (neg_h[others], neg_w[others]), stim.size

@@ -183,6 +183,7 @@ def empirical_density(
     sigma_px: float,
     *,
     truncate: float = 4.0,
+    weights: npt.ArrayLike | None = None,
 ) -> np.ndarray:
     """The empirical saliency map: the fixation map blurred by a Gaussian, normalized to sum 1.
 
@@ -191,12 +192,20 @@ def empirical_density(
     ``convolution_mode='reflect'`` (mass near the border is reflected back, not lost), divided by
     its sum. Pixels further than ``truncate * sigma_px`` from every fixation are exactly 0. Only
     the fixated pixels' kernels are evaluated, so the cost grows with the number of distinct
-    fixated pixels, not with the image area.
+    fixated pixels, not with the image area. ``weights`` (one per fixation, >= 0, e.g. dwell
+    times) replace the fixation counts of the map.
     """
     height, width = size
     rows, cols = _pixels(xs, ys, size)
     sigma = _check_sigma(sigma_px)
-    flat, counts = np.unique(rows * width + cols, return_counts=True)
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != rows.shape or not np.isfinite(weights).all() or (weights < 0).any():
+            raise ValueError(f"weights must be {rows.shape} finite values >= 0")
+        if not weights.sum() > 0:
+            raise ValueError("weights sum to 0: the empirical map is undefined")
+    flat, inverse = np.unique(rows * width + cols, return_inverse=True)
+    counts = np.bincount(inverse, weights=weights)  # (k,) fixations (or weight) per pixel
     urows, ucols = np.divmod(flat, width)
     by = _blur_matrix(height, sigma, truncate)[:, urows] * counts  # (height, k)
     bx = _blur_matrix(width, sigma, truncate)[:, ucols]  # (width, k)

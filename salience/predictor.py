@@ -7,6 +7,8 @@
     result.fixations, result.fixation_probs          # likely first fixations, in order
     result = predictor.predict("design.png", scanpaths=3, seed=0)
     result.scanpaths[0].x, .y, .duration             # one sampled scanpath, in viewing order
+    result = predictor.predict("design.png", windows=True)
+    result.windows[1].window, .density               # where people look during 1-2 s
 
 The density is the model's probabilistic output (a distribution over the pixels a free-viewing
 observer fixates during the first seconds). Predicted fixations are its peaks taken in order
@@ -20,6 +22,10 @@ samples none unless asked).
 Degrees need a viewing geometry: an image is assumed to be seen as the training images were
 (the longer side spans what an OSIE image's width did, about 33 degrees), unless
 ``image_degrees`` says otherwise.
+
+Viewing-time windows (0-1 s, 1-2 s, 2-3 s; ``predict(image, windows=True)``) come from the
+shipped window readouts (``salience/weights/windows.md``), which run on the default model's
+backbone in the same forward pass; other models' backbones are refused.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -39,6 +46,10 @@ from salience.sampling import (
     ScanpathSampler,
     greedy_fixations,
 )
+from salience.time_windows import Window
+
+if TYPE_CHECKING:
+    from salience.models.dense.windows import WindowedDensity
 
 ImageLike = str | Path | Image.Image | np.ndarray
 
@@ -81,6 +92,20 @@ class Scanpath:
         )
 
 
+@dataclass(frozen=True, eq=False)
+class WindowMap:
+    """Where people look during one window of viewing time, at the image's resolution."""
+
+    window: Window
+    log_density: np.ndarray  # (H, W) float64, natural log, logsumexp = 0
+
+    @property
+    def density(self) -> np.ndarray:
+        """(H, W) float64, sums to 1: the share of the window's viewing time on each pixel."""
+        density = np.exp(self.log_density)
+        return density / density.sum()
+
+
 @dataclass
 class Prediction:
     """What the model predicts for one image, at the image's own resolution.
@@ -88,6 +113,7 @@ class Prediction:
     ``fixations`` (K, 2) are (x, y) pixel coordinates in predicted order, ``fixation_probs``
     (K,) the probability that a fixation lands within one degree of each. ``scanpaths``: the
     scanpaths sampled with the prediction (none unless asked for), from ``scanpath_seed``.
+    ``windows``: one map per viewing-time window (none unless asked for).
     """
 
     log_density: np.ndarray  # (H, W) float64, natural log, logsumexp = 0
@@ -98,6 +124,7 @@ class Prediction:
     _density: np.ndarray | None = field(default=None, repr=False)
     scanpaths: list[Scanpath] = field(default_factory=list)
     scanpath_seed: int | None = None
+    windows: list[WindowMap] = field(default_factory=list)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -184,6 +211,7 @@ class Predictor:
         self.n_fixations = n_fixations
         self.image_degrees = image_degrees
         self.scanpath_length = scanpath_length
+        self._windowed = None
 
     @classmethod
     def from_pretrained(cls, name: str = "default", device=None, **kwargs) -> Predictor:
@@ -194,11 +222,23 @@ class Predictor:
         return cls._around(model, device, **kwargs)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device=None, **kwargs) -> Predictor:
-        """Weights written by ``salience train`` (a dense model or SalTR)."""
-        from salience.models.dense import DenseDensity, read_metadata
+    def from_checkpoint(
+        cls, path: str | Path, device=None, condition: int | None = None, **kwargs
+    ) -> Predictor:
+        """Weights written by ``salience train``: a dense model, SalTR, or SUM predicting for
+        ``condition`` (a :class:`~salience.models.sum.Condition`; default eye tracking on
+        natural images; only SUM takes one)."""
+        from salience.models.dense import DenseDensity
+        from salience.models.metadata import read_metadata
 
         metadata = read_metadata(path) if Path(path).is_file() else {}
+        if "sum_config" in metadata:
+            from salience.models.sum import Condition, SumDensity
+
+            chosen = Condition.EYE_NATURAL if condition is None else condition
+            return cls._around(SumDensity.from_checkpoint(path, chosen), device, **kwargs)
+        if condition is not None:
+            raise ValueError(f"{path}: only SUM checkpoints take a condition")
         if "saltr_config" in metadata:
             from salience.models.saltr import SaltrDensity
 
@@ -219,6 +259,31 @@ class Predictor:
             return self.model.log_densities(images)
         return [self.model.log_density(im, im.shape[:2]) for im in images]
 
+    def windowed(self) -> WindowedDensity:
+        """The model with the shipped viewing-time window readouts on its backbone (a
+        :class:`~salience.models.dense.windows.WindowedDensity`, loaded on first use); an error
+        for a model whose backbone they were not trained on."""
+        if self._windowed is None:
+            from salience.models.dense import DenseDensity, shipped_weights
+            from salience.models.dense.windows import WindowedDensity
+
+            if not isinstance(self.model, DenseDensity):
+                raise ValueError(
+                    "viewing-time windows run on the default model's backbone; "
+                    f"a {type(self.model).__name__} has none"
+                )
+            self._windowed = WindowedDensity.from_file(shipped_weights("windows"), self.model)
+        return self._windowed
+
+    def outputs(
+        self, images: list[np.ndarray], windows: bool = False
+    ) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """Per uint8 RGB image its log-density (H, W) and, with ``windows``, the viewing-time
+        windows' log-densities (K, H, W) from the same forward pass (else None)."""
+        if windows:
+            return self.windowed().window_log_densities(images)
+        return [(log_density, None) for log_density in self.log_densities(images)]
+
     def pixels_per_degree(self, size: tuple[int, int]) -> float:
         """Pixels per degree of an image of ``size`` = (height, width) under the assumed
         viewing geometry."""
@@ -230,9 +295,11 @@ class Predictor:
         source: str | None = None,
         scanpaths: int = 0,
         seed: int = 0,
+        windows: np.ndarray | None = None,
     ) -> Prediction:
         """The :class:`Prediction` made from a model's log-density of an image, with
-        ``scanpaths`` scanpaths sampled as :meth:`sample_scanpaths` does with ``seed``."""
+        ``scanpaths`` scanpaths sampled as :meth:`sample_scanpaths` does with ``seed``, and the
+        windows' log-densities (K, H, W) from :meth:`outputs`, if given."""
         if scanpaths < 0:
             raise ValueError(f"scanpaths must be >= 0, got {scanpaths}")
         ppd = self.pixels_per_degree(log_density.shape)
@@ -246,15 +313,23 @@ class Predictor:
                 Scanpath(sampled.x[i], sampled.y[i], sampled.duration[i]) for i in range(scanpaths)
             ]
             prediction.scanpath_seed = seed
+        if windows is not None:
+            prediction.windows = [
+                WindowMap(window, log_window)
+                for window, log_window in zip(self.windowed().windows, windows, strict=True)
+            ]
         return prediction
 
-    def predict(self, image: ImageLike, scanpaths: int = 0, seed: int = 0) -> Prediction:
+    def predict(
+        self, image: ImageLike, scanpaths: int = 0, seed: int = 0, windows: bool = False
+    ) -> Prediction:
         """The prediction for one image (see :func:`as_rgb` for what ``image`` may be), with
         ``scanpaths`` sampled scanpaths of ``scanpath_length`` fixations, reproducible by
-        ``seed`` (on an 800x600 image one costs about 15 ms of CPU, 100 about 25 ms)."""
+        ``seed`` (on an 800x600 image one costs about 15 ms of CPU, 100 about 25 ms), and with
+        ``windows`` one map per viewing-time window."""
         source = str(image) if isinstance(image, (str, Path)) else None
-        (log_density,) = self.log_densities([as_rgb(image)])
-        return self.result(log_density, source, scanpaths, seed)
+        ((log_density, window_maps),) = self.outputs([as_rgb(image)], windows)
+        return self.result(log_density, source, scanpaths, seed, window_maps)
 
     def predict_batch(
         self,
@@ -262,6 +337,7 @@ class Predictor:
         batch_size: int = 8,
         scanpaths: int = 0,
         seed: int = 0,
+        windows: bool = False,
     ) -> list[Prediction]:
         """Predictions for many images, ``batch_size`` at a time (same-shaped inputs share a
         forward pass). Any unreadable image raises; ``salience predict`` skips them instead.
@@ -275,9 +351,11 @@ class Predictor:
         for start in range(0, len(items), batch_size):
             chunk: Sequence[ImageLike] = items[start : start + batch_size]
             arrays = [as_rgb(image) for image in chunk]
-            for image, log_density in zip(chunk, self.log_densities(arrays), strict=True):
+            for image, (log_density, window_maps) in zip(
+                chunk, self.outputs(arrays, windows), strict=True
+            ):
                 source = str(image) if isinstance(image, (str, Path)) else None
-                results.append(self.result(log_density, source, scanpaths, seed))
+                results.append(self.result(log_density, source, scanpaths, seed, window_maps))
         return results
 
     def sample_scanpaths(

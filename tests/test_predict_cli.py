@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -194,3 +195,39 @@ def test_no_scanpaths_and_reruns_with_other_settings(folder, tiny_weights, tmp_p
     _run(*base, "--scanpaths", 0, "--fixations", 3, "--seed", 1)
     assert _rows(out)["a"]["status"] == "written"
     assert _run(*base, "--scanpaths", -1).exit_code == 2
+
+
+def test_windows_write_one_map_per_window_and_count_in_the_done_check(tmp_path):
+    out = tmp_path / "out"
+    base = (Path(__file__).resolve().parents[1] / "docs" / "example.jpg", "--out", out)
+    result = _run(*base, "--scanpaths", 0, "--windows")
+    assert result.exit_code == 0, result.output
+    labels = ["0-1s", "1-2s", "2-3s"]
+    assert _scanpaths(out, "example")["settings"]["windows"] == labels
+    for label in labels:
+        density = np.load(out / f"example_window_{label}_density.npy")
+        assert density.shape == (512, 512) and density.sum() == pytest.approx(1.0, abs=1e-4)
+        for kind in ("heatmap", "overlay"):
+            with Image.open(out / f"example_window_{label}_{kind}.png") as im:
+                assert im.size == (512, 512)
+    main = np.load(out / "example_density.npy")
+    assert not np.allclose(main, np.load(out / "example_window_0-1s_density.npy"))
+    _run(*base, "--scanpaths", 0, "--windows")
+    assert _rows(out)["example"]["status"] == "exists"
+    _run(*base, "--scanpaths", 0)  # the setting changed: predicted again, without windows
+    assert _rows(out)["example"]["status"] == "written"
+    assert "windows" not in _scanpaths(out, "example")["settings"]
+    _run(*base, "--scanpaths", 0, "--windows")
+    assert _rows(out)["example"]["status"] == "written"
+    (out / "example_window_1-2s_overlay.png").unlink()  # one window's file missing: redone
+    _run(*base, "--scanpaths", 0, "--windows")
+    assert _rows(out)["example"]["status"] == "written"
+    assert (out / "example_window_1-2s_overlay.png").is_file()
+
+
+def test_windows_need_the_default_backbone(folder, tiny_weights, tmp_path):
+    result = _run(
+        folder / "a.png", "--out", tmp_path / "out", "--checkpoint", tiny_weights, "--windows"
+    )
+    assert result.exit_code == 2 and "backbone" in result.output
+    assert not (tmp_path / "out").exists()

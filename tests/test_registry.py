@@ -16,7 +16,8 @@ def test_baselines_are_registered() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", [n for n in salience.list_models() if not n.startswith(("saltr", "dense", "default", "sum"))]
+    "name",
+    [n for n in salience.list_models() if not n.startswith(("saltr", "dense", "default", "sum"))],
 )
 def test_every_baseline_builds(name: str) -> None:
     model = salience.create_model(name)

@@ -77,8 +77,11 @@ class ModelConfig:
 
     name: str = "saltr-lite0"
     overrides: dict[str, Any] = field(default_factory=dict)
-    targets: str = "subsample"  # subsample | observer | kmeans (see salience.training.targets)
+    targets: str = "subsample"  # subsample | observer | scanpath | kmeans (training/targets.py)
     max_targets: int | None = None  # default: the model's number of queries
+    # weights (.safetensors) to start from, e.g. salience/weights/default.safetensors; every
+    # tensor must fit the model (a frozen backbone stays exactly as loaded)
+    init: str | None = None
 
 
 @dataclass

@@ -20,10 +20,12 @@ from torch.utils.data import DistributedSampler, Sampler
 
 from salience.data.dataset import Dataset, Stimulus
 from salience.images import load_image
+from salience.time_windows import fixation_times
 from salience.training.config import AugmentConfig
 
-# (normalized points (M, 2), observer index (M,), generator) -> named target arrays
-TargetFn = Callable[[np.ndarray, np.ndarray, np.random.Generator], dict[str, np.ndarray]]
+# (normalized points (M, 2), observer index (M,), generator) -> named target arrays; a
+# dataset made with ``with_times`` also passes ``times=`` (M, 2) onsets and durations (s)
+TargetFn = Callable[..., dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,8 @@ class FixationDataset(torch.utils.data.Dataset):
     it was mirrored), ``condition`` (the kind of data of its dataset, from ``conditions``, one
     per dataset; None when not given), and the arrays returned by ``target_fn`` as tensors.
     Without ``augment`` the image is only resized; ``with_images=False`` leaves it out (training
-    on cached features).
+    on cached features). ``with_times`` hands ``target_fn`` the fixations' onsets and durations
+    (onsets derived where the data has none, see :mod:`salience.time_windows`).
     """
 
     def __init__(
@@ -99,6 +102,7 @@ class FixationDataset(torch.utils.data.Dataset):
         cache_images: bool = False,
         with_images: bool = True,
         conditions: Sequence[int | None] | None = None,
+        with_times: bool = False,
     ) -> None:
         if conditions is not None and len(conditions) != len(datasets):
             raise ValueError(f"{len(conditions)} conditions for {len(datasets)} datasets")
@@ -113,6 +117,7 @@ class FixationDataset(torch.utils.data.Dataset):
         self.seed = seed
         self._cache: dict[int, np.ndarray] | None = {} if cache_images else None
         self.with_images = with_images
+        self.with_times = with_times
 
     def __len__(self) -> int:
         return len(self.stimuli)
@@ -152,7 +157,10 @@ class FixationDataset(torch.utils.data.Dataset):
         }
         if self.with_images:
             sample["image"] = _to_tensor(transform.image(self._image(index)))  # (3, h, w)
-        for name, array in self.target_fn(points, observers, rng).items():
+        extra = {}
+        if self.with_times:
+            extra["times"] = np.stack(fixation_times(stim), axis=1)[keep]  # (M, 2) onset, duration
+        for name, array in self.target_fn(points, observers, rng, **extra).items():
             sample[name] = torch.from_numpy(np.ascontiguousarray(array))
         return sample
 

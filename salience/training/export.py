@@ -3,6 +3,9 @@
 ``export_weights`` copies a checkpoint's tensors (floating ones cast to ``dtype``) and its
 metadata, adds the metadata given (e.g. the scanpath sampler's parameters, the training data
 it was fitted on), and writes the result atomically. The models load such files as float32.
+With ``readouts_only`` only a dense model's readouts are written, with the digest of the backbone
+they were trained on (:mod:`salience.models.dense.windows`): heads for a backbone shipped in
+another file.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import torch
 from safetensors.torch import save_file
 
 from salience.atomic import atomic_path
+from salience.models.saltr.backbone import weights_digest
 from salience.training.checkpoint import load_weights
 
 
@@ -21,13 +25,23 @@ def export_weights(
     out: str | Path,
     dtype: torch.dtype = torch.float16,
     metadata: dict[str, str] | None = None,
+    readouts_only: bool = False,
 ) -> Path:
-    """Write ``checkpoint``'s weights to ``out`` as ``dtype`` with merged metadata."""
+    """Write ``checkpoint``'s weights to ``out`` as ``dtype`` with merged metadata; with
+    ``readouts_only`` the ``readouts.*`` tensors and ``backbone_sha256`` only."""
     tensors, saved = load_weights(checkpoint)
+    merged = {**saved, **(metadata or {})}
+    if readouts_only:
+        backbone = {
+            k.removeprefix("backbone."): v for k, v in tensors.items() if k.startswith("backbone.")
+        }
+        tensors = {k: v for k, v in tensors.items() if k.startswith("readouts.")}
+        if not backbone or not tensors:
+            raise ValueError(f"{checkpoint}: not a dense model (no backbone and readouts tensors)")
+        merged["backbone_sha256"] = weights_digest(backbone)
     cast = {
         k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in tensors.items()
     }
-    merged = {**saved, **(metadata or {})}
     out = Path(out)
     with atomic_path(out) as tmp:
         save_file(cast, str(tmp), metadata=merged)

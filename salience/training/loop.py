@@ -41,6 +41,7 @@ from salience.models.baselines import CenterBiasKDE, fit_references
 from salience.training.checkpoint import (
     has_checkpoint,
     load_checkpoint,
+    load_weights,
     save_checkpoint,
     save_weights,
     set_rng_state,
@@ -127,6 +128,17 @@ def _to_device(batch: dict, device: torch.device) -> dict:
         else:
             moved[key] = value
     return moved
+
+
+def _load_init(model: nn.Module, path: str) -> None:
+    """Start from the weights in ``path`` (``model.init``); each tensor must fit the model."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"model.init: {path} not found")
+    tensors, _ = load_weights(path)
+    try:
+        model.load_state_dict(tensors, strict=True)  # casts e.g. float16 files to the model's dtype
+    except RuntimeError as exc:
+        raise ValueError(f"model.init: {path} does not fit the model: {exc}") from exc
 
 
 class Trainer:
@@ -216,7 +228,10 @@ class Trainer:
         torch.manual_seed(seed)
 
         task = create_task(cfg.model, cfg.data.input_size)
-        model = task.build_model().to(self.device)
+        model = task.build_model()
+        if cfg.model.init is not None:
+            _load_init(model, cfg.model.init)
+        model = model.to(self.device)
         optimizer = self._optimizer(model, task)
         train_sets, calibration = self._splits()
         train_set = FixationDataset(
@@ -228,6 +243,7 @@ class Trainer:
             cache_images=cfg.data.cache_images,
             with_images=not cfg.data.cache_features,
             conditions=[source.condition for source in cfg.data.train],
+            with_times=task.needs_times,
         )
         sampler = EpochSampler(train_set, cfg.train.seed, self.dist.rank, self.dist.world_size)
         steps_per_epoch = len(sampler) // cfg.train.batch_size

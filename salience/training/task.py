@@ -31,6 +31,9 @@ TASKS: dict[str, str] = {
 class Task(ABC):
     """Model-specific parts of training. ``input_size`` is the (height, width) of training images."""
 
+    # whether make_targets also takes ``times``: (M, 2) onsets and durations in seconds
+    needs_times: bool = False
+
     def __init__(self, config: ModelConfig, input_size: tuple[int, int]) -> None:
         self.config = config
         self.input_size = tuple(input_size)
@@ -47,7 +50,8 @@ class Task(ABC):
     def make_targets(
         self, points: np.ndarray, observers: np.ndarray, rng: np.random.Generator
     ) -> dict[str, np.ndarray]:
-        """One image's target arrays from its normalized fixations (M, 2) and observers (M,)."""
+        """One image's target arrays from its normalized fixations (M, 2) and observers (M,)
+        (and, for a task that :attr:`needs_times`, the keyword ``times``)."""
 
     def forward(self, model: nn.Module, batch: dict) -> dict:
         """The model's outputs on a batch's images (``model`` may be DDP)."""

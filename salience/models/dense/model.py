@@ -10,7 +10,10 @@ With ``readouts`` > 1 the model holds several readouts on the one backbone and p
 mixture of their densities (each weighted 1 / K), as DeepGaze IIE mixes its readouts: the
 backbone's work, nearly all of the cost, is shared. Trained with ``ensemble_loss="members"``
 each readout learns on its own (an ensemble in one run, diverse through its initialization and
-dropout masks); with ``"mixture"`` the mixture's likelihood is what is trained.
+dropout masks); with ``"mixture"`` the mixture's likelihood is what is trained. With
+``windows`` readout k is the density of viewing-time window k (where the gaze dwells during,
+say, 1-2 s), trained on the fixations weighted by their dwell in it; the mixture then averages the
+windows.
 
 The model is fully convolutional; the prior is a small learned grid over normalized image
 coordinates, so any aspect ratio works. :func:`input_size_for` picks the network's input size for
@@ -49,6 +52,9 @@ class DenseConfig:
     # inference: the mixture of the densities of the image and its mirror image (the training
     # data is mirrored too); twice the network's work
     flip_average: bool = False
+    # viewing-time windows (start, end) in seconds, one per readout: readout k learns where the
+    # gaze dwells during window k (salience.time_windows); empty: every readout learns from all
+    windows: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.out_indices or min(self.out_indices) < 1:
@@ -63,6 +69,18 @@ class DenseConfig:
             raise ValueError(
                 f"ensemble_loss must be 'members' or 'mixture': {self.ensemble_loss!r}"
             )
+        # YAML and JSON give lists: store tuples of floats so configs compare and hash
+        object.__setattr__(self, "windows", tuple((float(a), float(b)) for a, b in self.windows))
+        if self.windows:
+            if len(self.windows) != self.readouts or self.ensemble_loss != "members":
+                raise ValueError(
+                    f"{len(self.windows)} windows need readouts={len(self.windows)} and "
+                    f"ensemble_loss='members', got {self.readouts} and {self.ensemble_loss!r}"
+                )
+            if not all(0 <= start < end for start, end in self.windows):
+                raise ValueError(
+                    f"windows must be (start, end) with 0 <= start < end: {self.windows}"
+                )
 
 
 def input_size_for(size: tuple[int, int], pixels: int, multiple: int = 32) -> tuple[int, int]:
@@ -185,23 +203,28 @@ class DenseSaliency(nn.Module):
         return {"log_density": log_density, "member_log_densities": members}
 
 
-def fixation_nll_bits(log_density: Tensor, points: list[Tensor]) -> Tensor:
+def fixation_nll_bits(
+    log_density: Tensor, points: list[Tensor], weights: list[Tensor] | None = None
+) -> Tensor:
     """Mean over images of the mean negative log-likelihood of their fixations, in bits per
     fixation relative to a uniform density (so 0 is chance, lower is better).
 
     ``log_density`` (B, h, w) is over output cells; ``points`` holds per image (M_b, 2)
-    normalized (x, y) in [0, 1). Images without fixations do not count.
+    normalized (x, y) in [0, 1); ``weights``, if given, per image (M_b,) weights >= 0 of the
+    fixations in their image's mean (e.g. dwell times). Images without fixations (or weight)
+    do not count.
     """
     _, height, width = log_density.shape
     flat = log_density.flatten(1)  # (B, h * w)
     losses = []
     for b, p in enumerate(points):
-        if len(p) == 0:
+        w = torch.ones(len(p), device=p.device) if weights is None else weights[b].float()  # (M,)
+        if not w.sum() > 0:
             continue
         col = (p[:, 0] * width).long().clamp(0, width - 1)  # (M,)
         row = (p[:, 1] * height).long().clamp(0, height - 1)  # (M,)
         log_p = flat[b, row * width + col] + math.log(height * width)  # (M,) nats vs uniform
-        losses.append(-log_p.mean() / math.log(2))
+        losses.append(-(w * log_p).sum() / w.sum() / math.log(2))
     if not losses:
         return log_density.sum() * 0.0
     return torch.stack(losses).mean()

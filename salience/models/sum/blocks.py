@@ -38,6 +38,11 @@ class Condition(IntEnum):
     ECOMMERCE = 2  # eye tracking on e-commerce images (SalECI)
     USER_INTERFACE = 3  # eye tracking on user interfaces: web pages, apps (UEyes, FiWI)
 
+    @property
+    def kind(self) -> str:
+        """The short name of the command line's ``--condition``: mouse, eye, ecommerce, ui."""
+        return ("mouse", "eye", "ecommerce", "ui")[self]
+
 
 def cross_scan(x: Tensor) -> Tensor:
     """(B, C, H, W) -> (B, 4, C, H * W): the pixels in row-major order, column-major order, and
