@@ -45,6 +45,15 @@ def main() -> None:
         ),
     )
 
+    timed = predictor.predict(image, windows=True)
+    save_jpeg(
+        DOCS / "example_windows.jpg",
+        side_by_side(
+            [overlay(image, w.density) for w in timed.windows],
+            labels=[f"{w.window.start:g}-{w.window.end:g} s" for w in timed.windows],
+        ),
+    )
+
     variant = load_image(DOCS / "example-variant.jpg")
     other = predictor.predict(variant)
     regions = [parse_region("banner:12,410,238,80"), parse_region("face:150,60,150,130")]
