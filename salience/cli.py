@@ -432,6 +432,7 @@ def aoi_command(
     image_degrees: Annotated[
         float, typer.Option(help="Longer side of the image in degrees of visual angle.")
     ] = DEFAULT_IMAGE_SPAN_DEGREES,
+    condition: Annotated[str | None, typer.Option(help=CONDITION_HELP)] = None,
 ) -> None:
     """Share of attention per region, and the chance each is fixated within the first k.
 
@@ -443,7 +444,7 @@ def aoi_command(
     from salience.render import draw_regions, overlay, save_png
 
     chosen = _regions(region, regions)
-    predictor = _predictor(model, checkpoint, device, image_degrees=image_degrees)
+    predictor = _predictor(model, checkpoint, device, condition, image_degrees=image_degrees)
     array, prediction = _predict_one(predictor, image)
     from salience.regions import RegionError
 
@@ -513,6 +514,7 @@ def scanpath_command(
     image_degrees: Annotated[
         float, typer.Option(help="Longer side of the image in degrees of visual angle.")
     ] = DEFAULT_IMAGE_SPAN_DEGREES,
+    condition: Annotated[str | None, typer.Option(help=CONDITION_HELP)] = None,
 ) -> None:
     """A predicted scanpath as a numbered gaze plot over the image.
 
@@ -523,7 +525,7 @@ def scanpath_command(
     from salience.render import gaze_plot, save_png
 
     predictor = _predictor(
-        model, checkpoint, device, image_degrees=image_degrees, scanpath_length=n
+        model, checkpoint, device, condition, image_degrees=image_degrees, scanpath_length=n
     )
     array, prediction = _predict_one(predictor, image, scanpaths=1, seed=seed)
     (path,) = prediction.scanpaths
@@ -563,6 +565,7 @@ def compare_command(
     image_degrees: Annotated[
         float, typer.Option(help="Longer side of each image in degrees of visual angle.")
     ] = DEFAULT_IMAGE_SPAN_DEGREES,
+    condition: Annotated[str | None, typer.Option(help=CONDITION_HELP)] = None,
 ) -> None:
     """Two designs side by side: per-region deltas (B - A) and a difference map.
 
@@ -574,7 +577,7 @@ def compare_command(
     from salience.render import difference_map, draw_regions, overlay, save_png, side_by_side
 
     chosen = _regions(region, regions, default_grid=True)
-    predictor = _predictor(model, checkpoint, device, image_degrees=image_degrees)
+    predictor = _predictor(model, checkpoint, device, condition, image_degrees=image_degrees)
     (array_a, pred_a), (array_b, pred_b) = _predict_one(predictor, a), _predict_one(predictor, b)
     try:
         report = compare(

@@ -84,6 +84,20 @@ def test_cli_predicts_and_scores_a_sum_checkpoint_per_condition(checkpoint, tmp_
         assert recorded["condition"] == kind
     assert not np.allclose(maps["eye"], maps["mouse"])
 
+    shares = {}
+    for kind in ("eye", "ui"):  # aoi, scanpath and compare take the condition too
+        args = ["aoi", str(image), "--region", "left:0,0,40,60", "--samples", "20"]
+        out = tmp_path / f"aoi-{kind}"
+        args += ["--checkpoint", str(checkpoint), "--condition", kind, "--out", str(out)]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        shares[kind] = json.loads((out / "photo_aoi.json").read_text())["regions"][0]["share"]
+    assert shares["eye"] != pytest.approx(shares["ui"], abs=1e-6)
+    scanpath = tmp_path / "scanpath.png"
+    args = ["scanpath", str(image), "--checkpoint", str(checkpoint), "--condition", "mouse"]
+    assert runner.invoke(app, [*args, "--out", str(scanpath)]).exit_code == 0
+    assert scanpath.is_file()
+
     result = runner.invoke(app, ["predict", str(image), "--condition", "sideways"])
     assert result.exit_code != 0 and "--condition must be one of" in result.output
     result = runner.invoke(app, ["predict", str(image), "--condition", "mouse"])
