@@ -252,12 +252,10 @@ def _predictor(
     """The Predictor of a shipped model or of trained weights; a clear error otherwise."""
     from salience.predictor import Predictor
 
+    conditioned = _condition(condition, checkpoint)  # {} unless a SUM checkpoint is told one
     try:
         if checkpoint is not None:
-            return Predictor.from_checkpoint(
-                checkpoint, device=device, **_condition(condition, checkpoint), **kwargs
-            )
-        _condition(condition, checkpoint)
+            return Predictor.from_checkpoint(checkpoint, device=device, **conditioned, **kwargs)
         return Predictor.from_pretrained(model, device=device, **kwargs)
     except (KeyError, ValueError, FileNotFoundError, RuntimeError, TypeError) as exc:
         _fail(str(exc))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -93,24 +93,38 @@ class DenseDensity(DensityModel):
         """uint8 (H_i, W_i, 3) images -> float64 log-densities (H_i, W_i), each summing to 1.
 
         Images sharing a network input size run as one batch."""
-        results: list[np.ndarray | None] = [None] * len(images)
+        cells = self.cells_per_image(images, self.cells)  # [(h', w')]
+        return [self.upsample(c, im.shape[:2]) for c, im in zip(cells, images, strict=True)]
+
+    def cells_per_image(
+        self, images: Sequence[np.ndarray], cells_of: Callable[[torch.Tensor], torch.Tensor]
+    ) -> list[torch.Tensor]:
+        """Per uint8 (H_i, W_i, 3) image its slice of ``cells_of(batch)`` (e.g. :meth:`cells`),
+        run on one batch per network input size."""
+        results: list[torch.Tensor | None] = [None] * len(images)
         groups: dict[tuple[int, int], list[int]] = {}
         for i, image in enumerate(images):
             groups.setdefault(self.input_size(image.shape[:2]), []).append(i)
         for input_size, members in groups.items():
             x = self._batch([images[i] for i in members], input_size)  # (B, 3, h, w)
-            cells = self.cells(x)  # (B, h', w')
-            for i, log_cells in zip(members, cells, strict=True):
-                results[i] = self.upsample(log_cells, images[i].shape[:2])
+            for i, cells in zip(members, cells_of(x), strict=True):
+                results[i] = cells
         return results  # type: ignore[return-value]
 
     def cells(self, x: torch.Tensor) -> torch.Tensor:
         """The network's log-density over output cells (B, h', w') for a batch (B, 3, h, w)."""
-        if self.model.config.flip_average:
-            both = self.model(torch.cat([x, x.flip(-1)]))["log_density"]  # (2B, h', w')
-            plain, mirrored = both.split(len(x))
-            return torch.logaddexp(plain, mirrored.flip(-1)) - math.log(2)  # (B, h', w')
-        return self.model(x)["log_density"]  # (B, h', w')
+        return self.flip_averaged(lambda batch: self.model(batch)["log_density"], x)
+
+    def flip_averaged(
+        self, cells_of: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
+    ) -> torch.Tensor:
+        """``cells_of(x)``, log-densities (B, ..., h', w'), mixed with those of the mirrored
+        images (mirrored back) when the config's ``flip_average`` asks for it."""
+        if not self.model.config.flip_average:
+            return cells_of(x)
+        both = cells_of(torch.cat([x, x.flip(-1)]))  # (2B, ..., h', w')
+        plain, mirrored = both.split(len(x))
+        return torch.logaddexp(plain, mirrored.flip(-1)) - math.log(2)  # (B, ..., h', w')
 
     @staticmethod
     def upsample(log_cells: torch.Tensor, size: tuple[int, int]) -> np.ndarray:

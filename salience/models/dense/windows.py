@@ -92,11 +92,7 @@ class WindowedDensity(DenseDensity):
     def window_cells(self, x: Tensor) -> Tensor:
         """Log-densities over the output cells, (B, 1 + K, h', w'): the model's own, then each
         window's, for a batch (B, 3, h, w)."""
-        if self.model.config.flip_average:
-            both = self._window_cells(torch.cat([x, x.flip(-1)]))  # (2B, 1 + K, h', w')
-            plain, mirrored = both.split(len(x))
-            return torch.logaddexp(plain, mirrored.flip(-1)) - math.log(2)  # (B, 1 + K, h', w')
-        return self._window_cells(x)
+        return self.flip_averaged(self._window_cells, x)
 
     def _window_cells(self, x: Tensor) -> Tensor:
         input_size = tuple(x.shape[-2:])
@@ -118,15 +114,10 @@ class WindowedDensity(DenseDensity):
         """uint8 (H_i, W_i, 3) images -> per image the model's log-density (H_i, W_i) and the
         windows' (K, H_i, W_i), float64, each map summing to 1. Images sharing a network input
         size run as one batch."""
-        results: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(images)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, image in enumerate(images):
-            groups.setdefault(self.input_size(image.shape[:2]), []).append(i)
-        for input_size, members in groups.items():
-            x = self._batch([images[i] for i in members], input_size)  # (B, 3, h, w)
-            cells = self.window_cells(x)  # (B, 1 + K, h', w')
-            for i, maps in zip(members, cells, strict=True):
-                size = images[i].shape[:2]
-                own, *windows = (self.upsample(m, size) for m in maps)
-                results[i] = (own, np.stack(windows))  # (H, W), (K, H, W)
-        return results  # type: ignore[return-value]
+        results = []
+        for cells, image in zip(
+            self.cells_per_image(images, self.window_cells), images, strict=True
+        ):
+            own, *windows = (self.upsample(m, image.shape[:2]) for m in cells)  # (1 + K) x (H, W)
+            results.append((own, np.stack(windows)))  # (H, W), (K, H, W)
+        return results
