@@ -1,8 +1,8 @@
-"""Time and cross-check salience.metrics against pysaliency 0.2.22 on the OSIE validation split.
+"""Time and cross-check salience.evaluation.metrics against pysaliency 0.2.22 on the OSIE validation split.
 
 For every validation image, two maps are scored with both libraries on the same fixations:
 
-* ``center_bias``: :func:`salience.metrics.center_bias_density` (sigma 0.2 of each side);
+* ``center_bias``: :func:`salience.evaluation.metrics.center_bias_density` (sigma 0.2 of each side);
 * ``loo``: a leave-one-observer-out empirical density (every observer but one, blurred with
   ``--sigma-deg``), mixed with 1% uniform so that its log-likelihood is finite.
 
@@ -37,7 +37,7 @@ import numpy as np
 import scipy
 import scipy.io
 
-from salience import metrics
+from salience.evaluation import metrics
 
 if not hasattr(np, "trapz"):  # pysaliency 0.2.22 still calls np.trapz, removed in numpy 2.4
     np.trapz = np.trapezoid  # noqa: NPY201  (restores the alias pysaliency needs)
@@ -110,7 +110,7 @@ def best_time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
 
 
 class Ours:
-    """The metric suite with salience.metrics, one function per benchmark row."""
+    """The metric suite with salience.evaluation.metrics, one function per benchmark row."""
 
     def __init__(self, images: Images, sigma: float) -> None:
         self.images = images
@@ -162,7 +162,7 @@ class Ours:
     def evaluate_all(
         self, maps: list[np.ndarray], log_maps: list[np.ndarray], refs: list[np.ndarray]
     ) -> None:
-        """The whole suite the way salience.evaluate runs it: evaluate_map + LL + IG per image."""
+        """The whole suite the way salience.evaluation.evaluate runs it: evaluate_map + LL + IG per image."""
         im = self.images
         for n, (m, logm, ref) in enumerate(zip(maps, log_maps, refs, strict=True)):
             ox, oy = self._negatives(n)

@@ -27,11 +27,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from salience.atomic import atomic_write
 from salience.batch import run_predict
 from salience.data import load_dataset
-from salience.evaluate import METRICS, evaluate, explainable_information_gain, map_to_log_density
-from salience.images import load_image
+from salience.evaluation.evaluate import (
+    METRICS,
+    evaluate,
+    explainable_information_gain,
+    map_to_log_density,
+)
+from salience.io.atomic import atomic_write
+from salience.io.images import load_image
 from salience.models.base import DensityModel
 from salience.models.baselines import fit_references
 from salience.predictor import Predictor

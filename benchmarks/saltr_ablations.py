@@ -32,9 +32,9 @@ from pathlib import Path
 
 import torch
 
-from salience.atomic import atomic_write
 from salience.data import load_dataset
-from salience.evaluate import evaluate, explainable_information_gain
+from salience.evaluation.evaluate import evaluate, explainable_information_gain
+from salience.io.atomic import atomic_write
 from salience.models.baselines import fit_references
 from salience.models.saltr.density import SaltrDensity
 from salience.training.config import load_config

@@ -1,13 +1,13 @@
 """Scanpath prediction on OSIE val: the default model's sampled scanpaths against baselines.
 
 On each OSIE val image, every predictor's scanpaths are scored against every human scanpath of
-the image (:func:`salience.scanpath_metrics.score_against_humans`) with MultiMatch (five
+the image (:func:`salience.evaluation.scanpath_metrics.score_against_humans`) with MultiMatch (five
 dimensions), ScanMatch and SequenceScore; the human baseline scores every observer against
-every other (:func:`~salience.scanpath_metrics.human_baseline`). Rows:
+every other (:func:`~salience.evaluation.scanpath_metrics.human_baseline`). Rows:
 
 - human baseline: inter-observer agreement, the reference;
 - default model, sampled: ``Predictor.from_pretrained()``; ``--samples`` scanpaths drawn from
-  its density by its fitted :class:`~salience.sampling.ScanpathSampler`
+  its density by its fitted :class:`~salience.models.sampler.ScanpathSampler`
   (``Predictor.sample_scanpaths`` with seed ``--seed`` + image index, i.e. the scanpaths
   ``predict(image, scanpaths=K, seed=...)`` keeps, at this benchmark's length);
 - SalTR (with ``--saltr-checkpoint``, a ``saltr-lite0-scanpath`` checkpoint): its one ordered
@@ -50,21 +50,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from salience.atomic import atomic_write
 from salience.data import load_dataset
 from salience.data.dataset import Stimulus
-from salience.images import load_image
-from salience.models.baselines import CenterBiasKDE
-from salience.models.saltr.scanpath import SaltrScanpathModel
-from salience.predictor import Predictor
-from salience.sampling import Scanpaths, ScanpathSampler
-from salience.scanpath_metrics import (
+from salience.evaluation.scanpath_metrics import (
     MULTIMATCH_DIMENSIONS,
     cluster_fixations,
     human_baseline,
     scanmatch_threshold,
     score_against_humans,
 )
+from salience.io.atomic import atomic_write
+from salience.io.images import load_image
+from salience.models.baselines import CenterBiasKDE
+from salience.models.saltr.scanpath import SaltrScanpathModel
+from salience.models.sampler import Scanpaths, ScanpathSampler
+from salience.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = (*MULTIMATCH_DIMENSIONS, "scanmatch", "sequence_score")

@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 from sum_unification import references, score
 
-from salience.atomic import atomic_write
 from salience.data import load_dataset
+from salience.io.atomic import atomic_write
 from salience.models.sum import SumDensity
 
 ROOT = Path(__file__).resolve().parents[1]

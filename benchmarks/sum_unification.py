@@ -39,17 +39,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from salience.atomic import atomic_write
 from salience.data import load_dataset
 from salience.data.dataset import Dataset
-from salience.evaluate import METRICS, evaluate, explainable_information_gain
-from salience.images import load_image
+from salience.evaluation.evaluate import METRICS, evaluate, explainable_information_gain
+from salience.io.atomic import atomic_write
+from salience.io.images import load_image
 from salience.models.base import DensityModel
 from salience.models.baselines import fit_references
+from salience.models.registry import create_model
 from salience.models.sum import SumDensity
 from salience.models.sum.blocks import Condition
 from salience.predictor import Predictor
-from salience.registry import create_model
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = {

@@ -1,6 +1,6 @@
 """Where people look during 0-1 s, 1-2 s and 2-3 s: the window model against its references.
 
-Per viewing-time window (:mod:`salience.time_windows`), on OSIE val and NUS Scene test:
+Per viewing-time window (:mod:`salience.evaluation.windows`), on OSIE val and NUS Scene test:
 
 - the window model (``salience/weights/windows.safetensors``: one readout per window on the
   default model's backbone), each window scored with its own readout's density alone and
@@ -34,13 +34,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from salience.atomic import atomic_write
 from salience.data import load_dataset
-from salience.evaluate import METRICS, explainable_information_gain
+from salience.data.windows import window_dataset
+from salience.evaluation.evaluate import METRICS, explainable_information_gain
+from salience.evaluation.windows import evaluate_window, fit_window_references
+from salience.io.atomic import atomic_write
 from salience.models.base import DensityModel
 from salience.models.dense.windows import DEFAULT_WEIGHT, WindowedDensity
 from salience.predictor import Predictor
-from salience.time_windows import evaluate_window, fit_window_references, window_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 MIN_FIXATIONS_PER_IMAGE = 5  # below this a window's gold standard is too thin for % expl. IG

@@ -6,11 +6,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from salience.aoi import compare, resample_density
-from salience.images import load_image
-from salience.predictor import Predictor
-from salience.regions import parse_region
-from salience.render import (
+from salience.analysis.aoi import compare, resample_density
+from salience.analysis.regions import parse_region
+from salience.analysis.render import (
     difference_map,
     draw_regions,
     gaze_plot,
@@ -18,6 +16,8 @@ from salience.render import (
     overlay,
     side_by_side,
 )
+from salience.io.images import load_image
+from salience.predictor import Predictor
 
 DOCS = Path(__file__).resolve().parent
 

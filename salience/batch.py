@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from salience.atomic import atomic_path, atomic_write
-from salience.images import ImageReadError, load_image
+from salience.analysis.render import display_map, heatmap, overlay, save_png
+from salience.io.atomic import atomic_path, atomic_write
+from salience.io.images import ImageReadError, load_image
 from salience.predictor import Prediction, Predictor
-from salience.render import display_map, heatmap, overlay, save_png
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from salience.data import DataFormatError, dataset_names, load_dataset
-from salience.evaluate import (
+from salience.evaluation.evaluate import (
     METRICS,
     MODES,
     EvaluationResult,
@@ -22,8 +22,8 @@ from salience.evaluate import (
     write_results,
 )
 from salience.models.baselines import fit_references
-from salience.registry import create_model, describe_models
-from salience.sampling import DEFAULT_IMAGE_SPAN_DEGREES
+from salience.models.registry import create_model, describe_models
+from salience.models.sampler import DEFAULT_IMAGE_SPAN_DEGREES
 
 app = typer.Typer(
     add_completion=False,
@@ -310,8 +310,8 @@ def predict_command(
     images are reported and skipped; re-running finishes an interrupted job, and redoes images
     made with other settings.
     """
+    from salience.analysis.render import check_colormap
     from salience.batch import collect_inputs, run_predict
-    from salience.render import check_colormap
 
     paths, missing = collect_inputs(inputs)
     for item in missing:
@@ -371,7 +371,13 @@ def predict_command(
 
 def _regions(region: list[str] | None, regions: Path | None, default_grid: bool = False):
     """Regions from --region texts and a --regions file; a 3 x 3 grid if allowed and none."""
-    from salience.regions import Region, RegionError, check_regions, parse_region, read_regions
+    from salience.analysis.regions import (
+        Region,
+        RegionError,
+        check_regions,
+        parse_region,
+        read_regions,
+    )
 
     try:
         found = [parse_region(text) for text in region or []]
@@ -391,7 +397,7 @@ def _regions(region: list[str] | None, regions: Path | None, default_grid: bool 
 
 def _predict_one(predictor, image: Path, scanpaths: int = 0, seed: int = 0):
     """The image as uint8 RGB and its Prediction; an unreadable image is a clear error."""
-    from salience.images import ImageReadError, load_image
+    from salience.io.images import ImageReadError, load_image
 
     try:
         array = load_image(image)
@@ -411,7 +417,9 @@ _REGION_OPTION = Annotated[
 ]
 _REGIONS_OPTION = Annotated[
     Path | None,
-    typer.Option("--regions", help="JSON file of rectangles and polygons (see salience.regions)."),
+    typer.Option(
+        "--regions", help="JSON file of rectangles and polygons (see salience.analysis.regions)."
+    ),
 ]
 
 
@@ -437,14 +445,14 @@ def aoi_command(
     Writes <name>_aoi.json, <name>_aoi.csv, <name>_aoi.png (the overlay with the regions) and
     the four files of salience predict.
     """
-    from salience.aoi import analyze
+    from salience.analysis.aoi import analyze
+    from salience.analysis.render import draw_regions, overlay, save_png
     from salience.batch import write_prediction
-    from salience.render import draw_regions, overlay, save_png
 
     chosen = _regions(region, regions)
     predictor = _predictor(model, checkpoint, device, condition, image_degrees=image_degrees)
     array, prediction = _predict_one(predictor, image)
-    from salience.regions import RegionError
+    from salience.analysis.regions import RegionError
 
     try:
         report = analyze(
@@ -519,8 +527,8 @@ def scanpath_command(
     One scanpath is sampled from the model's density (reproducible by --seed): circles sized
     by duration, numbered in viewing order, joined by lines. Prints its fixations.
     """
-    from salience.atomic import atomic_write
-    from salience.render import gaze_plot, save_png
+    from salience.analysis.render import gaze_plot, save_png
+    from salience.io.atomic import atomic_write
 
     predictor = _predictor(
         model, checkpoint, device, condition, image_degrees=image_degrees, scanpath_length=n
@@ -570,9 +578,15 @@ def compare_command(
     Without regions, a 3 x 3 grid of the image is compared. Writes compare.json, compare.csv,
     compare_side_by_side.png (A, B, difference) and compare_difference.png.
     """
-    from salience.aoi import compare, resample_density
-    from salience.regions import RegionError
-    from salience.render import difference_map, draw_regions, overlay, save_png, side_by_side
+    from salience.analysis.aoi import compare, resample_density
+    from salience.analysis.regions import RegionError
+    from salience.analysis.render import (
+        difference_map,
+        draw_regions,
+        overlay,
+        save_png,
+        side_by_side,
+    )
 
     chosen = _regions(region, regions, default_grid=True)
     predictor = _predictor(model, checkpoint, device, condition, image_degrees=image_degrees)
@@ -655,7 +669,7 @@ def export_command(
 
     import torch
 
-    from salience.sampling import ScanpathSampler
+    from salience.models.sampler import ScanpathSampler
     from salience.training.export import export_weights
 
     metadata: dict[str, str] = {}

@@ -12,7 +12,7 @@
 
 The density is the model's probabilistic output (a distribution over the pixels a free-viewing
 observer fixates during the first seconds). Predicted fixations are its peaks taken in order
-with inhibition of return (:func:`salience.sampling.greedy_fixations`); each one's probability
+with inhibition of return (:func:`salience.models.sampler.greedy_fixations`); each one's probability
 is the density's mass within one degree of visual angle of it. Scanpaths sampled from the
 density (:meth:`Predictor.sample_scanpaths`) carry the model's uncertainty about order;
 ``predict(image, scanpaths=k, seed=s)`` keeps ``k`` of them with the prediction (sampling one
@@ -39,14 +39,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageOps
 
-from salience.images import MAX_PIXELS, ImageReadError, load_image, to_rgb_array
-from salience.sampling import (
+from salience.data.windows import Window
+from salience.io.images import MAX_PIXELS, ImageReadError, load_image, to_rgb_array
+from salience.models.sampler import (
     DEFAULT_IMAGE_SPAN_DEGREES,
     Scanpaths,
     ScanpathSampler,
     greedy_fixations,
 )
-from salience.time_windows import Window
 
 if TYPE_CHECKING:
     from salience.models.dense.windows import WindowedDensity
@@ -68,7 +68,7 @@ class Scanpath:
 
     @property
     def points(self) -> np.ndarray:
-        """(k, 2) (x, y) positions, as :func:`salience.render.gaze_plot` takes them."""
+        """(k, 2) (x, y) positions, as :func:`salience.analysis.render.gaze_plot` takes them."""
         return np.stack([self.x, self.y], axis=1)
 
     def to_dict(self) -> dict:
@@ -141,8 +141,8 @@ class Prediction:
 
     @property
     def display_map(self) -> np.ndarray:
-        """(H, W) in [0, 1] for people to look at (see :func:`salience.render.display_map`)."""
-        from salience.render import display_map
+        """(H, W) in [0, 1] for people to look at (see :func:`salience.analysis.render.display_map`)."""
+        from salience.analysis.render import display_map
 
         return display_map(self.density)
 
@@ -216,7 +216,7 @@ class Predictor:
     @classmethod
     def from_pretrained(cls, name: str = "default", device=None, **kwargs) -> Predictor:
         """The shipped model ``name`` (no network access), on ``device`` (default: CPU)."""
-        from salience.registry import create_model
+        from salience.models.registry import create_model
 
         model = create_model(name, pretrained=True)
         return cls._around(model, device, **kwargs)

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from salience.aoi import (
+from salience.analysis.aoi import (
     analyze,
     attention_shares,
     compare,
@@ -18,8 +18,8 @@ from salience.aoi import (
     resample_density,
     wilson_interval,
 )
-from salience.regions import Region, RegionError, parse_region
-from salience.sampling import Scanpaths, ScanpathSampler
+from salience.analysis.regions import Region, RegionError, parse_region
+from salience.models.sampler import Scanpaths, ScanpathSampler
 
 SAMPLER = ScanpathSampler(
     amplitude_edges=tuple(np.arange(11.0)),

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from salience.atomic import atomic_path, atomic_write
+from salience.io.atomic import atomic_path, atomic_write
 
 
 def _mode(path) -> int:

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from salience.cli import app
-from salience.evaluate import METRICS
+from salience.evaluation.evaluate import METRICS
 
 runner = CliRunner()
 

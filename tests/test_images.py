@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from salience.images import ImageReadError, load_image, to_rgb_array
+from salience.io.images import ImageReadError, load_image, to_rgb_array
 
 
 def test_modes_become_rgb(tmp_path: Path) -> None:
@@ -71,7 +71,7 @@ def test_truncated_and_missing(tmp_path: Path) -> None:
 
 
 def test_huge_image_refused_before_decoding(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("salience.images.MAX_PIXELS", 100)
+    monkeypatch.setattr("salience.io.images.MAX_PIXELS", 100)
     Image.new("RGB", (20, 20)).save(tmp_path / "big.png")
     with pytest.raises(ImageReadError, match="larger than"):
         load_image(tmp_path / "big.png")

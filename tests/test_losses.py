@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from salience import losses, metrics
+from salience.evaluation import metrics
+from salience.models import losses
 
 SIZE = (60, 80)  # a training-grid size: (height, width)
 

@@ -1,4 +1,4 @@
-"""Tests of salience.metrics against pysaliency 0.2.22, brute-force definitions and invariances.
+"""Tests of salience.evaluation.metrics against pysaliency 0.2.22, brute-force definitions and invariances.
 
 Real data: five OSIE validation images with all observers' fixations, scored with five maps per
 image that exercise different code paths (smooth and tied values, exact zeros, negative values).
@@ -22,7 +22,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 from scipy.stats import rankdata
 
-from salience import metrics
+from salience.evaluation import metrics
 
 SIZE = (600, 800)  # OSIE images: height, width
 SIGMA = 24.0  # 1 degree of visual angle on OSIE, in pixels
@@ -847,7 +847,7 @@ def test_empirical_density_needs_fixations_and_a_positive_sigma() -> None:
 
 def test_constant_maps_up_to_rounding_score_zero() -> None:
     """A uniform density, exponentiated and blurred, is constant up to rounding: NSS = CC = 0."""
-    from salience import metrics as m
+    from salience.evaluation import metrics as m
 
     size = (60, 80)
     uniform = np.exp(np.full(size, -np.log(size[0] * size[1])))

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from salience.images import ImageReadError
+from salience.io.images import ImageReadError
 from salience.models.dense import DenseConfig, DenseDensity, DenseSaliency
 from salience.predictor import Prediction, Predictor, Scanpath, as_rgb
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from salience.regions import (
+from salience.analysis.regions import (
     Region,
     RegionError,
     check_regions,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import salience
-from salience.registry import describe_models, register_model
+from salience.models.registry import describe_models, register_model
 
 
 def test_baselines_are_registered() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from salience.render import (
+from salience.analysis.render import (
     _label_spots,
     difference_map,
     display_map,

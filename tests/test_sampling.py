@@ -9,8 +9,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from salience.metrics import empirical_density
-from salience.sampling import ScanpathSampler, default_ppd, greedy_fixations
+from salience.evaluation.metrics import empirical_density
+from salience.models.sampler import ScanpathSampler, default_ppd, greedy_fixations
 
 UNIFORM_START = {"start_edges": (0.0, 100.0), "start_probs": (1.0,)}  # no pull to the center
 

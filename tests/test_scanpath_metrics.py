@@ -1,4 +1,4 @@
-"""Tests of salience.scanpath_metrics: MultiMatch against multimatch-gaze 0.1.3 on OSIE scanpaths,
+"""Tests of salience.evaluation.scanpath_metrics: MultiMatch against multimatch-gaze 0.1.3 on OSIE scanpaths,
 mean shift against scikit-learn, and ScanMatch, SequenceScore and the human averages on small
 cases worked out by hand (the expected values are derived in the comments).
 """
@@ -15,8 +15,8 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from salience import scanpath_metrics as sm
 from salience.data.dataset import Dataset, Scanpath, Stimulus
+from salience.evaluation import scanpath_metrics as sm
 
 OSIE_SCREEN = (800, 600)  # OSIE images filled the screen: (width, height)
 

@@ -5,19 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from salience import metrics
 from salience.data.dataset import Scanpath, Stimulus
-from salience.models.baselines import CenterBiasGaussian
-from salience.time_windows import (
+from salience.data.windows import (
     DEFAULT_WINDOWS,
     Window,
     dwell_times,
-    empirical_window_density,
-    evaluate_window,
     fixation_times,
     scanpath_onsets,
     window_dataset,
 )
+from salience.evaluation import metrics
+from salience.evaluation.windows import empirical_window_density, evaluate_window
+from salience.models.baselines import CenterBiasGaussian
 
 
 def _scanpath(x, y, durations, onset=None, observer="a") -> Scanpath:

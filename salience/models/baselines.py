@@ -19,7 +19,7 @@ from scipy.special import logsumexp
 
 from salience.data.dataset import Dataset, Stimulus
 from salience.models.base import DensityModel, ObserverConditionalModel
-from salience.registry import register_model
+from salience.models.registry import register_model
 
 # Bins per axis for the center-bias histogram (normalized coordinates); far finer than any
 # bandwidth we select, so the binning error is negligible.

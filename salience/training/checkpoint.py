@@ -3,7 +3,7 @@
 A checkpoint ``NAME`` in a run folder is two files: ``NAME.safetensors`` (the model's state dict
 plus string metadata from which the registry rebuilds the model) and ``NAME.state.pt``
 (optimizer, scheduler, grad scaler, every RNG, epoch and step). Each file is written atomically
-(:func:`salience.atomic.atomic_path`), the state first; both record the step, and loading
+(:func:`salience.io.atomic.atomic_path`), the state first; both record the step, and loading
 refuses a pair whose steps differ (a crash between the two writes).
 """
 
@@ -18,7 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from salience.atomic import atomic_path
+from salience.io.atomic import atomic_path
 
 
 def weights_path(directory: str | Path, name: str) -> Path:

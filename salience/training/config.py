@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from salience.atomic import atomic_write
+from salience.io.atomic import atomic_write
 from salience.training.targets import TARGET_KINDS
 
 

@@ -19,8 +19,8 @@ from torch import Tensor
 from torch.utils.data import DistributedSampler, Sampler
 
 from salience.data.dataset import Dataset, Stimulus
-from salience.images import load_image
-from salience.time_windows import fixation_times
+from salience.data.windows import fixation_times
+from salience.io.images import load_image
 from salience.training.config import AugmentConfig
 
 # (normalized points (M, 2), observer index (M,), generator) -> named target arrays; a
@@ -89,7 +89,7 @@ class FixationDataset(torch.utils.data.Dataset):
     per dataset; None when not given), and the arrays returned by ``target_fn`` as tensors.
     Without ``augment`` the image is only resized; ``with_images=False`` leaves it out (training
     on cached features). ``with_times`` hands ``target_fn`` the fixations' onsets and durations
-    (onsets derived where the data has none, see :mod:`salience.time_windows`).
+    (onsets derived where the data has none, see :mod:`salience.data.windows`).
     """
 
     def __init__(

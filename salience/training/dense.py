@@ -6,7 +6,7 @@ a uniform density, averaged over images (:func:`fixation_nll_bits`). A model wit
 readouts is trained as its config's ``ensemble_loss`` says: each readout's own loss, averaged
 (an ensemble trained in one run), or the loss of their mixture. A model with viewing-time
 ``windows`` (:class:`DenseConfig`) trains readout k on every fixation weighted by its dwell in
-window k (:func:`salience.time_windows.dwell_times`), so each readout learns where the gaze
+window k (:func:`salience.data.windows.dwell_times`), so each readout learns where the gaze
 dwells during its window. Nothing is calibrated after training: the model's output already is
 a density.
 """
@@ -18,10 +18,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from salience.data.windows import Window, dwell_times
 from salience.models.dense import DenseDensity, DenseSaliency, checkpoint_metadata
 from salience.models.dense.model import fixation_nll_bits
-from salience.registry import create_model
-from salience.time_windows import Window, dwell_times
+from salience.models.registry import create_model
 from salience.training.task import Task
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from salience.atomic import atomic_path
-from salience.models.saltr.backbone import weights_digest
+from salience.io.atomic import atomic_path
+from salience.models.backbone import weights_digest
 from salience.training.checkpoint import load_weights
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from salience.atomic import atomic_path
+from salience.io.atomic import atomic_path
 from salience.training.data import FixationDataset
 from salience.training.task import Task
 

@@ -4,7 +4,7 @@
 ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) it runs DistributedDataParallel, one process
 per device, rank 0 writing checkpoints and logs; otherwise the same code runs in one process.
 After every ``eval.every`` epochs rank 0 scores the model on the validation split with
-:func:`salience.evaluate.evaluate` (center bias fitted on the validation dataset's ``train``
+:func:`salience.evaluation.evaluate.evaluate` (center bias fitted on the validation dataset's ``train``
 split), keeps ``best.safetensors`` by ``eval.metric`` and rewrites ``log.jsonl``.
 
 Resuming restores weights, optimizer, scheduler, scaler, RNGs and the position inside the epoch,
@@ -33,10 +33,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from salience.atomic import atomic_write
 from salience.data import load_dataset
 from salience.data.dataset import Dataset
-from salience.evaluate import evaluate, explainable_information_gain
+from salience.evaluation.evaluate import evaluate, explainable_information_gain
+from salience.io.atomic import atomic_write
 from salience.models.baselines import CenterBiasKDE, fit_references
 from salience.training.checkpoint import (
     has_checkpoint,

@@ -21,10 +21,10 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from salience.data.dataset import Dataset
-from salience.images import load_image
+from salience.io.images import load_image
+from salience.models.registry import create_model
 from salience.models.saltr import SalTR, SetCriterion
 from salience.models.saltr.density import DEFAULT_FLOOR_WEIGHT, SaltrDensity, checkpoint_metadata
-from salience.registry import create_model
 from salience.training.config import ModelConfig
 from salience.training.targets import form_targets
 from salience.training.task import Task

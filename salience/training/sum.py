@@ -2,7 +2,7 @@
 
 Each training source names its kind of data (``data.train[i].condition``, see
 :class:`salience.models.sum.Condition`); the model is told it per image. The loss is the paper's
-``10 KL - 2 CC - SIM - NSS + 5 MSE`` (:func:`salience.losses.composite_loss`) between the
+``10 KL - 2 CC - SIM - NSS + 5 MSE`` (:func:`salience.models.losses.composite_loss`) between the
 predicted density over the output cells and the image's empirical density there: its fixations
 (all observers) counted per cell and blurred by a Gaussian of ``target_sigma`` (a fraction of the
 image width; 0.03 is about one degree of visual angle on OSIE). The fixations' log-likelihood is
@@ -23,10 +23,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from salience.losses import SUM_WEIGHTS, composite_loss
 from salience.models.dense.model import fixation_nll_bits, gaussian_blur
+from salience.models.losses import SUM_WEIGHTS, composite_loss
+from salience.models.registry import create_model
 from salience.models.sum import Condition, SumDensity, SumSaliency, checkpoint_metadata
-from salience.registry import create_model
 from salience.training.task import Task
 
 TARGET_SIGMA = 0.03  # of the image width: about 1 degree on OSIE (24 px per degree, 800 px)

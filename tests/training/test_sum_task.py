@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from salience import losses
-from salience.metrics import empirical_density, fixation_map
+from salience.evaluation.metrics import empirical_density, fixation_map
+from salience.models import losses
 from salience.models.sum import Condition, SumDensity
 from salience.training.config import ModelConfig
 from salience.training.loop import Trainer

@@ -10,8 +10,8 @@ import yaml
 from typer.testing import CliRunner
 
 from salience.cli import app
+from salience.models.registry import create_model
 from salience.models.saltr import SaltrDensity
-from salience.registry import create_model
 from tests.training.conftest import tiny_tree
 
 runner = CliRunner()

@@ -29,7 +29,7 @@ from salience.models.dense.model import (
     input_size_for,
 )
 from salience.models.metadata import read_metadata
-from salience.registry import register_model
+from salience.models.registry import register_model
 
 __all__ = [
     "VARIANTS",

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from salience.models.saltr.backbone import Backbone
+from salience.models.backbone import Backbone
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class DenseConfig:
     # data is mirrored too); twice the network's work
     flip_average: bool = False
     # viewing-time windows (start, end) in seconds, one per readout: readout k learns where the
-    # gaze dwells during window k (salience.time_windows); empty: every readout learns from all
+    # gaze dwells during window k (salience.data.windows); empty: every readout learns from all
     windows: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:

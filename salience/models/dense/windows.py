@@ -25,10 +25,10 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from salience.data.windows import Window
 from salience.models.dense.density import DenseDensity, config_from_metadata
 from salience.models.dense.model import Readout
 from salience.models.metadata import read_metadata
-from salience.time_windows import Window
 
 # share of the base model's density in each window's map (0: the window's readout alone)
 DEFAULT_WEIGHT = 0.5

@@ -1,6 +1,6 @@
 """SalTR (Learning Saliency From Fixations): saliency as DETR-style set prediction of fixations.
 
-Importing this package registers the variants with :mod:`salience.registry`:
+Importing this package registers the variants with :mod:`salience.models.registry`:
 ``saltr-{r50,lite0,lite1,lite2}`` (standard attention, one stride-32 level) and the same with
 ``-deformable`` (multi-scale deformable attention), and ``saltr-lite0-scanpath``, the scanpath
 variant: deformable, trained with sequential matching to decode one observer's fixations in
@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from salience.models.saltr.backbone import Backbone, load_lite_weights, lukemelas_to_timm_lite
+from salience.models.backbone import Backbone, load_lite_weights, lukemelas_to_timm_lite
+from salience.models.registry import register_model
 from salience.models.saltr.config import SaltrConfig
 from salience.models.saltr.criterion import SetCriterion, classification_loss, point_loss
 from salience.models.saltr.deformable import (
@@ -45,7 +46,6 @@ from salience.models.saltr.postprocess import (
 )
 from salience.models.saltr.scanpath import SaltrScanpathModel
 from salience.models.saltr.transformer import Transformer
-from salience.registry import register_model
 
 __all__ = [
     "VARIANTS",

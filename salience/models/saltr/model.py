@@ -11,7 +11,7 @@ import itertools
 
 from torch import Tensor, nn
 
-from salience.models.saltr.backbone import Backbone
+from salience.models.backbone import Backbone
 from salience.models.saltr.config import SaltrConfig
 from salience.models.saltr.deformable import DeformableTransformer
 from salience.models.saltr.transformer import Transformer

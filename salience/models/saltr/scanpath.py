@@ -4,12 +4,12 @@ A SalTR trained with ``matching="sequential"`` on one observer's scanpath in vie
 (``saltr-lite0-scanpath``, target kind ``scanpath``) decodes fixations in order: query i is the
 i-th fixation and its probability is that of a scanpath being at least i + 1 fixations long.
 :class:`SaltrScanpathModel` turns that into a scanpath the metrics of
-:mod:`salience.scanpath_metrics` take, an (L, 3) array of x, y and duration:
+:mod:`salience.evaluation.scanpath_metrics` take, an (L, 3) array of x, y and duration:
 
 - predicted by the network: the positions, their order and the length L (queries read until
   the first whose probability is below the threshold, see ``postprocess.scanpath_from_outputs``);
 - sampled, not predicted: the durations, log-normal with the parameters of a
-  :class:`~salience.sampling.ScanpathSampler` (by default the one fitted on OSIE train; the
+  :class:`~salience.models.sampler.ScanpathSampler` (by default the one fitted on OSIE train; the
   first fixation has its own, shorter, distribution). SalTR has no notion of time.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from salience.models.saltr.density import SaltrDensity
-from salience.sampling import ScanpathSampler
+from salience.models.sampler import ScanpathSampler
 
 
 class SaltrScanpathModel:

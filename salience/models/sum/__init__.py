@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from salience.models.metadata import read_metadata
+from salience.models.registry import register_model
 from salience.models.sum.blocks import (
     SS2D,
     Condition,
@@ -52,7 +53,6 @@ from salience.models.sum.scan import (
     selective_scan_chunked,
     selective_scan_reference,
 )
-from salience.registry import register_model
 
 __all__ = [
     "SS2D",

@@ -36,7 +36,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import trunc_normal_
 from torch import Tensor, nn
 
-from salience.models.saltr.backbone import Backbone
+from salience.models.backbone import Backbone
 from salience.models.sum.blocks import (
     Condition,
     CVSSBlock,

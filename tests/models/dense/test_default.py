@@ -10,12 +10,12 @@ from safetensors import safe_open
 from typer.testing import CliRunner
 
 from salience.cli import app
-from salience.evaluate import evaluate
+from salience.evaluation.evaluate import evaluate
 from salience.models.baselines import CenterBiasKDE
 from salience.models.dense import DenseDensity, shipped_weights
+from salience.models.registry import create_model
+from salience.models.sampler import ScanpathSampler
 from salience.predictor import Predictor
-from salience.registry import create_model
-from salience.sampling import ScanpathSampler
 
 
 def test_shipped_file_is_small_fp16_and_self_describing():

@@ -22,7 +22,7 @@ from salience.models.dense import (
     gaussian_blur,
     input_size_for,
 )
-from salience.registry import create_model
+from salience.models.registry import create_model
 from salience.training.config import ModelConfig
 from salience.training.dense import DenseTask
 

@@ -12,6 +12,7 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from salience.models.backbone import weights_digest
 from salience.models.dense import (
     DenseConfig,
     DenseDensity,
@@ -20,9 +21,8 @@ from salience.models.dense import (
     shipped_weights,
 )
 from salience.models.dense.windows import WindowedDensity
-from salience.models.saltr.backbone import weights_digest
+from salience.models.registry import create_model
 from salience.predictor import Predictor
-from salience.registry import create_model
 from salience.training.export import export_weights
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "docs" / "example.jpg"

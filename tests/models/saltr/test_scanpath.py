@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 import salience
+from salience.evaluation.scanpath_metrics import multimatch
 from salience.models.saltr import (
     SaltrDensity,
     SaltrScanpathModel,
@@ -17,8 +18,7 @@ from salience.models.saltr import (
     scanpath_from_outputs,
 )
 from salience.models.saltr.density import checkpoint_metadata
-from salience.sampling import ScanpathSampler
-from salience.scanpath_metrics import multimatch
+from salience.models.sampler import ScanpathSampler
 
 TINY = dict(
     backbone_pretrained=False,

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
+from salience.models.registry import create_model
 from salience.models.sum import Condition, SumConfig, SumDensity, SumSaliency, checkpoint_metadata
 from salience.predictor import Predictor
-from salience.registry import create_model
 
 SMALL = SumConfig(
     encoder="lite0",

@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from salience.images import load_image
+from salience.io.images import load_image
 from salience.models.dense.model import fixation_nll_bits
+from salience.models.registry import create_model, list_models
 from salience.models.sum import (
     VARIANTS,
     Condition,
@@ -21,7 +22,6 @@ from salience.models.sum import (
     cell_log_density,
     load_vmamba_checkpoint,
 )
-from salience.registry import create_model, list_models
 
 # A VMamba encoder small enough for milliseconds, with an MLP branch to cover its keys.
 TINY = SumConfig(

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from salience.atomic import atomic_path
-from salience.images import to_rgb_array
+from salience.io.atomic import atomic_path
+from salience.io.images import to_rgb_array
 
 if TYPE_CHECKING:
     from matplotlib.colors import Colormap

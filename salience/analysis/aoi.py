@@ -5,7 +5,7 @@ Two numbers per region answer different questions. The *share* is the density's 
 region, i.e. the fraction of all fixations expected there, and *lift* relates it to the region's
 size (``share / area_fraction``: 1 means no more attention than its area earns). ``p_first_k`` is
 the probability that at least one of the first ``k`` fixations lands in the region, estimated from
-scanpaths drawn by a :class:`~salience.sampling.ScanpathSampler` (with a 95 % Wilson interval for
+scanpaths drawn by a :class:`~salience.models.sampler.ScanpathSampler` (with a 95 % Wilson interval for
 the sampling error, which says nothing about the model's own error), and ``mean_first_index`` the
 mean 1-based number of the first fixation in the region among the scanpaths that reach it.
 
@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from salience.atomic import atomic_write
-from salience.regions import Region, RegionError, check_regions, region_masks
-from salience.sampling import Scanpaths, ScanpathSampler, as_density, default_ppd
+from salience.analysis.regions import Region, RegionError, check_regions, region_masks
+from salience.io.atomic import atomic_write
+from salience.models.sampler import Scanpaths, ScanpathSampler, as_density, default_ppd
 
 #: Two-sided 95 % standard-normal quantile.
 Z95 = 1.959963984540054
@@ -199,7 +199,7 @@ def analyze(
     """Shares, lift and first-``k``-fixation probabilities of each region on one image.
 
     ``ppd``: pixels per degree of the image as viewed (default
-    :func:`~salience.sampling.default_ppd`); ``n`` scanpaths of ``k`` fixations drawn with ``seed``.
+    :func:`~salience.models.sampler.default_ppd`); ``n`` scanpaths of ``k`` fixations drawn with ``seed``.
     """
     dens = as_density(density)
     regions = check_regions(regions)

@@ -1,6 +1,6 @@
 """Scoring models (or folders of saliency maps) against a dataset's fixations.
 
-Per image, every metric of :mod:`salience.metrics` is computed; dataset figures are means over
+Per image, every metric of :mod:`salience.evaluation.metrics` is computed; dataset figures are means over
 images (the MIT benchmark's convention). Two modes:
 
 - ``"map"``: the saliency map is scored as given (for a model, its density).
@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from salience import metrics
-from salience.atomic import atomic_write
 from salience.data.dataset import Dataset, Stimulus
-from salience.images import load_image
+from salience.evaluation import metrics
+from salience.io.atomic import atomic_write
+from salience.io.images import load_image
 from salience.models.base import DensityModel, ObserverConditionalModel
 
 METRICS = ("AUC-Judd", "AUC-Borji", "sAUC", "NSS", "CC", "KL", "SIM", "IG", "LL")

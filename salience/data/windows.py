@@ -1,10 +1,7 @@
-"""Where people look during windows of viewing time (0-1 s, 1-2 s, 2-3 s): data and scoring.
+"""Viewing time: windows (0-1 s, 1-2 s, 2-3 s), fixation onsets and the dwell of fixations in them.
 
 A fixation occupies ``[onset, onset + duration)``; its **dwell** in a window ``[start, end)`` is
-the overlap of the two, in seconds. The **empirical density of a window** is every observer's
-fixations weighted by their dwell in it and blurred as :func:`salience.evaluate.evaluate` blurs
-its reference maps (:func:`salience.metrics.empirical_density`, sigma in degrees): the share of
-the window's viewing time spent on each pixel.
+the overlap of the two, in seconds.
 
 Onsets are the recorded ones where the source has them (NUS Scene). Where it has none (OSIE),
 a fixation's onset is the sum of the durations of its scanpath's earlier fixations: as if the
@@ -14,11 +11,6 @@ recorded ones by a median of 0.28 s for the first fixation, 0.48 s for the fifth
 for the tenth. OSIE's late windows therefore hold fewer fixations (2-3 s: about 3 per image)
 and later viewing than their labels say. Unknown durations (NaN, e.g. mouse tracking) are an
 error: such data has no viewing time.
-
-:func:`evaluate_window` scores a model's density for a window. The fixation metrics (IG against
-a center bias, NSS, AUCs, LL) count the fixations whose **onset** falls in the window, each
-once: the metric functions have no per-fixation weights. CC, KL and SIM compare with the
-dwell-weighted empirical density of the window.
 """
 
 from __future__ import annotations
@@ -28,11 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from salience import metrics
 from salience.data.dataset import Dataset, Scanpath, Stimulus
-from salience.evaluate import EvaluationResult, evaluate
-from salience.models.base import DensityModel
-from salience.models.baselines import CenterBiasKDE, GoldStandard, fit_references
 
 
 @dataclass(frozen=True)
@@ -88,19 +76,6 @@ def dwell_times(onsets: np.ndarray, durations: np.ndarray, windows: Sequence[Win
     return np.clip(np.minimum(offsets, ends) - np.maximum(onsets, starts), 0.0, None)  # (n, K)
 
 
-def empirical_window_density(stimulus: Stimulus, window: Window, sigma_px: float) -> np.ndarray:
-    """(H, W) map summing to 1: all observers' fixations weighted by their dwell in ``window``,
-    blurred by ``sigma_px``; an error when no fixation dwells in it."""
-    xs, ys = stimulus.fixations()
-    dwell = dwell_times(*fixation_times(stimulus), [window])[:, 0]  # (n,)
-    if not dwell.sum() > 0:
-        raise ValueError(f"{stimulus.id}: no fixation dwells in the window {window.label}")
-    keep = dwell > 0
-    return metrics.empirical_density(
-        xs[keep], ys[keep], stimulus.size, sigma_px, weights=dwell[keep]
-    )
-
-
 def window_dataset(dataset: Dataset, window: Window) -> Dataset:
     """``dataset`` with only the fixations whose onset falls in ``window`` (derived onsets are
     stored); scanpaths left empty are dropped, stimuli are kept."""
@@ -116,47 +91,3 @@ def window_dataset(dataset: Dataset, window: Window) -> Dataset:
                 )
         stimuli.append(replace(stim, scanpaths=tuple(scanpaths)))
     return replace(dataset, stimuli=stimuli, name=f"{dataset.name}@{window.label}")
-
-
-def fit_window_references(
-    train: Dataset, tune: Dataset, evaluated: Dataset, window: Window
-) -> tuple[CenterBiasKDE, GoldStandard]:
-    """:func:`~salience.models.baselines.fit_references` on each split's fixations with onsets
-    in ``window``: the window's center bias (fitted on ``train``) and gold standard (tuned on
-    ``tune``, with ``evaluated``'s geometry)."""
-    center_bias, gold, _ = fit_references(
-        window_dataset(train, window),
-        window_dataset(tune, window),
-        window_dataset(evaluated, window),
-    )
-    return center_bias, gold
-
-
-def evaluate_window(
-    model: DensityModel,
-    dataset: Dataset,
-    window: Window,
-    *,
-    center_bias: DensityModel,
-    sigma_deg: float = 1.0,
-    seed: int = 0,
-    name: str | None = None,
-) -> EvaluationResult:
-    """Score ``model``'s density as the density of ``window`` (probabilistic mode): fixation
-    metrics on the fixations whose onset is in the window, CC, KL and SIM against the window's
-    dwell-weighted empirical density; IG relative to ``center_bias`` (the window's own).
-    Images without such fixations are left out."""
-    by_id = {s.id: s for s in dataset}
-
-    def reference(stim: Stimulus) -> np.ndarray:
-        return empirical_window_density(by_id[stim.id], window, sigma_deg * dataset.ppd(stim))
-
-    return evaluate(
-        model,
-        window_dataset(dataset, window),
-        center_bias=center_bias,
-        sigma_deg=sigma_deg,
-        seed=seed,
-        name=name,
-        references=reference,
-    )

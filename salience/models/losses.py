@@ -1,7 +1,7 @@
 """Differentiable twins of the saliency metrics, and SUM's composite loss built from them.
 
 Each function takes a batch of maps (B, H, W) as torch tensors and returns the batch mean of the
-per-image value that :mod:`salience.metrics` computes on one image with numpy: the same
+per-image value that :mod:`salience.evaluation.metrics` computes on one image with numpy: the same
 normalizations, the same epsilon, so a model trained on a term is trained on the metric it is
 scored by (``tests/test_losses.py`` checks each against its metric on real fixations). They are
 written for non-negative predicted maps (densities), which is what the models here produce; the
@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from salience.metrics import MIT_EPS
+from salience.evaluation.metrics import MIT_EPS
 
 #: SUM's loss weights: KL, CC, SIM, NSS, MSE (the signs make every term a cost).
 SUM_WEIGHTS: dict[str, float] = {"kl": 10.0, "cc": -2.0, "sim": -1.0, "nss": -1.0, "mse": 5.0}
@@ -37,13 +37,13 @@ def _as_distribution(maps: Tensor) -> Tensor:
 
 
 def kl_div(pred: Tensor, ref: Tensor, eps: float = MIT_EPS) -> Tensor:
-    """KL(ref || pred) of the maps as distributions, as :func:`salience.metrics.kl_div`."""
+    """KL(ref || pred) of the maps as distributions, as :func:`salience.evaluation.metrics.kl_div`."""
     p, q = _as_distribution(pred), _as_distribution(ref)  # (B, N)
     return (q * torch.log(eps + q / (p + eps))).sum(dim=1).mean()
 
 
 def cc(pred: Tensor, ref: Tensor) -> Tensor:
-    """Pearson correlation of each pair of maps, as :func:`salience.metrics.cc`."""
+    """Pearson correlation of each pair of maps, as :func:`salience.evaluation.metrics.cc`."""
     a, b = _flat(pred), _flat(ref)
     a = a - a.mean(dim=1, keepdim=True)  # (B, N)
     b = b - b.mean(dim=1, keepdim=True)  # (B, N)
@@ -52,12 +52,12 @@ def cc(pred: Tensor, ref: Tensor) -> Tensor:
 
 
 def sim(pred: Tensor, ref: Tensor) -> Tensor:
-    """Histogram intersection of the maps as distributions, as :func:`salience.metrics.sim`."""
+    """Histogram intersection of the maps as distributions, as :func:`salience.evaluation.metrics.sim`."""
     return torch.minimum(_as_distribution(pred), _as_distribution(ref)).sum(dim=1).mean()
 
 
 def nss(pred: Tensor, fixation_counts: Tensor) -> Tensor:
-    """Mean standardized value of the map at the fixations, as :func:`salience.metrics.nss`.
+    """Mean standardized value of the map at the fixations, as :func:`salience.evaluation.metrics.nss`.
 
     ``fixation_counts`` (B, H, W) holds how many fixations fell on each pixel, so a pixel fixated
     twice counts twice, as there; images without fixations are left out of the mean.

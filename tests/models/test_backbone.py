@@ -13,12 +13,8 @@ from timm.layers import Conv2dSame, FrozenBatchNormAct2d
 from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
-from salience.images import load_image
-from salience.models.dense import DenseDensity, DenseSaliency, shipped_weights
-from salience.models.dense.density import config_from_metadata
-from salience.models.metadata import read_metadata
-from salience.models.saltr import backbone as bb
-from salience.models.saltr.backbone import (
+from salience.io.images import load_image
+from salience.models.backbone import (
     LITE_WEIGHT_PACKAGES,
     Backbone,
     fold_batch_norms,
@@ -27,6 +23,10 @@ from salience.models.saltr.backbone import (
     lukemelas_to_timm_lite,
     weights_digest,
 )
+from salience.models.dense import DenseDensity, DenseSaliency, shipped_weights
+from salience.models.dense.density import config_from_metadata
+from salience.models.metadata import read_metadata
+from salience.models import backbone as bb
 
 BATCH_NORMS = (FrozenBatchNormAct2d, FrozenBatchNorm2d, nn.BatchNorm2d)
 

@@ -13,7 +13,7 @@ Shared conventions
   binning refuses them).
 * Errors raise :class:`ValueError`: a malformed array, NaN or infinite coordinates, negative or
   infinite durations, and fixations outside ``[0, width) x [0, height)``. Out-of-bounds points
-  are rejected, never clipped, as in :mod:`salience.metrics`: a point outside the image usually
+  are rejected, never clipped, as in :mod:`salience.evaluation.metrics`: a point outside the image usually
   means swapped (height, width) or a coordinate-convention bug, which clipping would hide.
 * A scanpath too short for a metric gives NaN, not an error, so that averages over real data
   (OSIE has one-fixation scanpaths) can skip it: MultiMatch needs at least 3 fixations (2

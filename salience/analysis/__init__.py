@@ -1,0 +1,1 @@
+"""Design analysis on predicted densities: regions of interest, attention shares, rendering."""

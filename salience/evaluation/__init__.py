@@ -1,0 +1,1 @@
+"""Scoring: metrics on arrays, scanpath metrics, evaluation of models on datasets, per window."""

@@ -1,0 +1,1 @@
+"""Files in and out: decoding images as a viewer saw them, and atomic writes."""
