@@ -18,8 +18,7 @@ import csv
 import glob
 import io
 import json
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +26,6 @@ import numpy as np
 
 from salience.analysis.render import display_map, heatmap, overlay, save_png
 from salience.io.atomic import atomic_path, atomic_write
-from salience.io.images import ImageReadError, load_image
 from salience.predictor import Prediction, Predictor
 
 IMAGE_SUFFIXES = frozenset(
@@ -150,10 +148,9 @@ def predict_settings(
         "opacity": opacity,
     }
     if windows:
-        settings["windows"] = [w.label for w in predictor.windowed().windows]
-    condition = getattr(predictor.model, "condition", None)  # SUM: the kind of data predicted
-    if condition is not None:
-        settings["condition"] = condition.kind
+        settings["windows"] = [w.label for w in predictor.windows]
+    if predictor.condition is not None:  # the kind of data predicted for
+        settings["condition"] = predictor.condition.kind
     return settings
 
 
@@ -173,7 +170,6 @@ def is_done(out_dir: Path, name: str, settings: dict[str, object]) -> bool:
 
 def write_prediction(
     prediction: Prediction,
-    image: np.ndarray,
     out_dir: Path,
     name: str,
     colormap: str = "jet",
@@ -183,6 +179,9 @@ def write_prediction(
     """The four files of one image and its windows' maps, each written atomically (PNGs
     fast-compressed); ``settings`` (see :func:`predict_settings`) are recorded in the fixations
     JSON, which is written last."""
+    image = prediction.image
+    if image is None:
+        raise ValueError("the prediction holds no image to draw the overlay on")
     _write_maps(prediction.density, image, out_dir, name, colormap, opacity)
     for window_map in prediction.windows:
         stem = window_stem(name, window_map.window.label)
@@ -221,7 +220,8 @@ def run_predict(
     seed: int = 0,
     windows: bool = False,
 ) -> list[ItemResult]:
-    """Predict every image of ``paths`` into ``out_dir``; one :class:`ItemResult` per input.
+    """Predict every image of ``paths`` into ``out_dir``; one :class:`ItemResult` per input,
+    in input order.
 
     Each image gets ``scanpaths`` sampled scanpaths (0: none), seeded by ``seed`` as
     :meth:`Predictor.predict` does, and with ``windows`` one set of maps per viewing-time
@@ -232,48 +232,43 @@ def run_predict(
     out_dir.mkdir(parents=True, exist_ok=True)
     names = output_names(paths)
     settings = predict_settings(predictor, colormap, opacity, scanpaths, seed, windows)
-    results: list[ItemResult] = []
-    for batch in _batches(paths, batch_size):
-        loaded: list[tuple[Path, np.ndarray]] = []
-        for path in batch:
-            name = names[path]
-            if not overwrite and is_done(out_dir, name, settings):
-                results.append(ItemResult(path, name, "exists"))
-                continue
+    results: dict[Path, ItemResult] = {}
+
+    def record(result: ItemResult) -> None:
+        results[result.image] = result
+        if advance is not None:
+            advance(result)
+
+    todo = []
+    for path in paths:
+        if not overwrite and is_done(out_dir, names[path], settings):
+            record(ItemResult(path, names[path], "exists"))
+        else:
+            todo.append(path)
+    items = predictor.predict_many(todo, batch_size, scanpaths, seed, windows)
+    for done, item in enumerate(items, start=1):
+        path = Path(item.input)
+        if item.prediction is None:
+            record(ItemResult(path, names[path], "failed", item.error or "unreadable"))
+        else:
             try:
-                loaded.append((path, load_image(path)))
-            except ImageReadError as exc:
-                results.append(ItemResult(path, name, "failed", str(exc)))
-        if loaded:
-            start = time.perf_counter()
-            outputs = predictor.outputs([im for _, im in loaded], windows)
-            seconds = (time.perf_counter() - start) / len(loaded)
-            for (path, image), (log_density, window_maps) in zip(loaded, outputs, strict=True):
-                prediction = predictor.result(log_density, str(path), scanpaths, seed, window_maps)
-                try:
-                    write_prediction(
-                        prediction, image, out_dir, names[path], colormap, opacity, settings
-                    )
-                except OSError as exc:
-                    results.append(ItemResult(path, names[path], "failed", f"writing: {exc}"))
-                    continue
-                results.append(ItemResult.written(path, names[path], prediction, seconds))
-        for item in results[len(results) - len(batch) :]:
-            if advance is not None:
-                advance(item)
-        write_summary(results, out_dir / "summary.csv")
-    return results
+                write_prediction(item.prediction, out_dir, names[path], colormap, opacity, settings)
+            except OSError as exc:
+                record(ItemResult(path, names[path], "failed", f"writing: {exc}"))
+            else:
+                record(ItemResult.written(path, names[path], item.prediction, item.seconds))
+        if done % batch_size == 0:
+            write_summary([results[p] for p in paths if p in results], out_dir / "summary.csv")
+    ordered = [results[p] for p in paths]
+    write_summary(ordered, out_dir / "summary.csv")
+    return ordered
 
 
 def write_summary(results: list[ItemResult], path: Path) -> None:
+    """``summary.csv``: one row per input, written atomically."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=SUMMARY_FIELDS)
     writer.writeheader()
     for item in results:
         writer.writerow(item.row())
     atomic_write(path, buffer.getvalue())
-
-
-def _batches(items: list[Path], size: int) -> Iterator[list[Path]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from salience.data import DataFormatError, dataset_names, load_dataset
+from salience.data.conditions import KINDS
 from salience.evaluation.evaluate import (
     METRICS,
     MODES,
@@ -22,7 +23,7 @@ from salience.evaluation.evaluate import (
     write_results,
 )
 from salience.models.baselines import fit_references
-from salience.models.registry import create_model, describe_models
+from salience.models.registry import describe_models, load_checkpoint, load_pretrained
 from salience.models.sampler import DEFAULT_IMAGE_SPAN_DEGREES
 
 app = typer.Typer(
@@ -59,6 +60,63 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+# -- options shared by the commands that run a model (declared once) ----------------------------
+
+ModelOption = Annotated[
+    str, typer.Option(help="Shipped model to run (see 'salience models'; default: default).")
+]
+CheckpointOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Run trained weights instead of --model: a .safetensors file written by "
+        "'salience train' or 'salience export' (any model family)."
+    ),
+]
+DeviceOption = Annotated[
+    str | None, typer.Option(help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu).")
+]
+ImageDegreesOption = Annotated[
+    float,
+    typer.Option(
+        help="Longer side of the image in degrees of visual angle (viewing geometry of the "
+        "fixations' and scanpaths' distances; default: as the training images were seen)."
+    ),
+]
+ConditionOption = Annotated[
+    str | None,
+    typer.Option(
+        help=f"The kind of data to predict for: {', '.join(KINDS)} (mouse tracking, eye "
+        "tracking on natural images, user interfaces); the model must have been trained on "
+        "it (default: eye)."
+    ),
+]
+
+
+def _predictor(
+    model: str,
+    checkpoint: Path | None,
+    device: str | None,
+    condition: str | None = None,
+    **kwargs,
+):
+    """The Predictor of a shipped model or of trained weights; a clear error otherwise."""
+    from salience.predictor import Predictor
+
+    try:
+        if checkpoint is not None:
+            return Predictor.from_checkpoint(checkpoint, device, condition, **kwargs)
+        return Predictor.from_pretrained(model, device, condition, **kwargs)
+    except (
+        KeyError,
+        ValueError,
+        FileNotFoundError,
+        RuntimeError,
+        TypeError,
+        NotImplementedError,
+    ) as exc:
+        _fail(str(exc).strip("'\""))
+
+
 @app.command("models")
 def models_command() -> None:
     """List the registered models."""
@@ -91,21 +149,20 @@ def eval_command(
     sigma_deg: Annotated[
         float, typer.Option(help="Blur of the reference maps, degrees of visual angle.")
     ] = 1.0,
-    pretrained: Annotated[bool, typer.Option(help="Load the models' trained weights.")] = True,
     seed: Annotated[int, typer.Option(help="Seed of the random parts (AUC-Borji).")] = 0,
     checkpoint: Annotated[
         Path | None,
         typer.Option(
-            help="Trained weights (.safetensors from 'salience train') for the -m models."
+            help="Also score trained weights: a .safetensors file from 'salience train' or "
+            "'salience export' (one more row)."
         ),
     ] = None,
-    condition: Annotated[str | None, typer.Option(help=CONDITION_HELP)] = None,
+    condition: ConditionOption = None,
 ) -> None:
     """Score models or a folder of maps on a dataset split: one row per model."""
     if mode not in MODES:
         _fail(f"--mode must be one of {', '.join(MODES)}")
-    conditioned = _condition(condition, checkpoint)
-    if not model and predictions is None:
+    if not model and predictions is None and checkpoint is None:
         model = ["center-bias", "gold-standard"]
     try:
         data = load_dataset(dataset, root)
@@ -131,22 +188,23 @@ def eval_command(
 
     results: list[EvaluationResult] = []
     jobs: list[tuple[str, object]] = [(name, None) for name in (model or [])]
+    if checkpoint is not None:
+        jobs.append((str(checkpoint), checkpoint))
     if predictions is not None:
         jobs.append((str(predictions), predictions))
-    for name, folder in jobs:
+    for name, source in jobs:
+        folder = source if source is predictions else None
         try:
             if folder is not None:
                 instance = None
+            elif source is not None:
+                instance = load_checkpoint(source, condition)
             elif name == "center-bias":
                 instance = center_bias
             elif name == "gold-standard":
                 instance = gold
             else:
-                instance = (
-                    create_model(name, checkpoint=checkpoint, **conditioned)
-                    if checkpoint is not None
-                    else create_model(name, pretrained=pretrained)
-                )
+                instance = load_pretrained(name, condition)
                 if getattr(instance, "needs_fit", False):
                     instance.fit(fit_data)
             result = evaluate(
@@ -226,66 +284,22 @@ def train_command(
         )
 
 
-# --condition: the kinds of data a SUM model is conditioned on (salience.models.sum.Condition)
-CONDITIONS = {"mouse": 0, "eye": 1, "ecommerce": 2, "ui": 3}
-CONDITION_HELP = (
-    "For a SUM --checkpoint: the kind of data to predict, mouse (mouse tracking), eye (eye "
-    "tracking on natural images, the default), ecommerce or ui (user interfaces)."
-)
-
-
-def _condition(name: str | None, checkpoint: Path | None) -> dict[str, int]:
-    """The ``condition`` keyword for a model, {} when none is asked for; a clear error for an
-    unknown kind or a kind without a checkpoint to apply it to."""
-    if name is None:
-        return {}
-    if name.lower() not in CONDITIONS:
-        _fail(f"--condition must be one of {', '.join(CONDITIONS)}, got {name!r}")
-    if checkpoint is None:
-        _fail("--condition applies to SUM models: give their --checkpoint")
-    return {"condition": CONDITIONS[name.lower()]}
-
-
-def _predictor(
-    model: str, checkpoint: Path | None, device: str | None, condition: str | None = None, **kwargs
-):
-    """The Predictor of a shipped model or of trained weights; a clear error otherwise."""
-    from salience.predictor import Predictor
-
-    conditioned = _condition(condition, checkpoint)  # {} unless a SUM checkpoint is told one
-    try:
-        if checkpoint is not None:
-            return Predictor.from_checkpoint(checkpoint, device=device, **conditioned, **kwargs)
-        return Predictor.from_pretrained(model, device=device, **kwargs)
-    except (KeyError, ValueError, FileNotFoundError, RuntimeError, TypeError) as exc:
-        _fail(str(exc))
-
-
 @app.command("predict")
 def predict_command(
     inputs: Annotated[
         list[str], typer.Argument(help="Image files, folders of images, or glob patterns.")
     ],
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("salience-out"),
-    model: Annotated[str, typer.Option(help="Shipped model to run.")] = "default",
-    checkpoint: Annotated[
-        Path | None, typer.Option(help="Run trained weights (.safetensors) instead.")
-    ] = None,
-    device: Annotated[
-        str | None, typer.Option(help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu).")
-    ] = None,
+    model: ModelOption = "default",
+    checkpoint: CheckpointOption = None,
+    device: DeviceOption = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 8,
     colormap: Annotated[str, typer.Option(help="Colormap of the overlay (matplotlib).")] = "jet",
     opacity: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Overlay opacity at the most attended areas.")
     ] = 0.5,
     fixations: Annotated[int, typer.Option(min=1, help="Predicted fixations per image.")] = 10,
-    image_degrees: Annotated[
-        float,
-        typer.Option(
-            help="Longer side of the image in degrees of visual angle (viewing geometry)."
-        ),
-    ] = DEFAULT_IMAGE_SPAN_DEGREES,
+    image_degrees: ImageDegreesOption = DEFAULT_IMAGE_SPAN_DEGREES,
     scanpaths: Annotated[
         int, typer.Option(min=0, help="Scanpaths sampled per image (0: none).")
     ] = 1,
@@ -301,7 +315,7 @@ def predict_command(
             "<name>_window_0-1s_density.npy, _heatmap.png, _overlay.png, ..."
         ),
     ] = False,
-    condition: Annotated[str | None, typer.Option(help=CONDITION_HELP)] = None,
+    condition: ConditionOption = None,
 ) -> None:
     """Heatmap, overlay, density, likely first fixations and scanpaths of each image.
 
@@ -333,7 +347,7 @@ def predict_command(
     )
     if windows:
         try:
-            predictor.windowed()
+            predictor.windows  # noqa: B018 (loads the window readouts: an error before any work)
         except (ValueError, FileNotFoundError) as exc:
             _fail(str(exc))
     columns = (TextColumn("predict"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -396,15 +410,12 @@ def _regions(region: list[str] | None, regions: Path | None, default_grid: bool 
 
 
 def _predict_one(predictor, image: Path, scanpaths: int = 0, seed: int = 0):
-    """The image as uint8 RGB and its Prediction; an unreadable image is a clear error."""
-    from salience.io.images import ImageReadError, load_image
-
-    try:
-        array = load_image(image)
-    except ImageReadError as exc:
-        _fail(str(exc))
-    log_density = predictor.log_densities([array])[0]
-    return array, predictor.result(log_density, str(image), scanpaths, seed)
+    """The image's Prediction (its ``image`` the uint8 RGB); an unreadable image is a clear
+    error."""
+    (item,) = predictor.predict_many([image], scanpaths=scanpaths, seed=seed)
+    if item.prediction is None:
+        _fail(item.error)
+    return item.prediction
 
 
 _REGION_OPTION = Annotated[
@@ -432,13 +443,11 @@ def aoi_command(
     samples: Annotated[int, typer.Option(min=10, help="Scanpaths sampled from the model.")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the sampled scanpaths.")] = 0,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("salience-out"),
-    model: Annotated[str, typer.Option(help="Shipped model to run.")] = "default",
-    checkpoint: Annotated[Path | None, typer.Option(help="Trained weights instead.")] = None,
-    device: Annotated[str | None, typer.Option(help="torch device (default: cpu).")] = None,
-    image_degrees: Annotated[
-        float, typer.Option(help="Longer side of the image in degrees of visual angle.")
-    ] = DEFAULT_IMAGE_SPAN_DEGREES,
-    condition: Annotated[str | None, typer.Option(help=CONDITION_HELP)] = None,
+    model: ModelOption = "default",
+    checkpoint: CheckpointOption = None,
+    device: DeviceOption = None,
+    image_degrees: ImageDegreesOption = DEFAULT_IMAGE_SPAN_DEGREES,
+    condition: ConditionOption = None,
 ) -> None:
     """Share of attention per region, and the chance each is fixated within the first k.
 
@@ -451,7 +460,8 @@ def aoi_command(
 
     chosen = _regions(region, regions)
     predictor = _predictor(model, checkpoint, device, condition, image_degrees=image_degrees)
-    array, prediction = _predict_one(predictor, image)
+    prediction = _predict_one(predictor, image)
+    array = prediction.image
     from salience.analysis.regions import RegionError
 
     try:
@@ -468,7 +478,7 @@ def aoi_command(
         _fail(str(exc))
     name = image.stem
     report.write(out / f"{name}_aoi.json", out / f"{name}_aoi.csv")
-    write_prediction(prediction, array, out, name)
+    write_prediction(prediction, out, name)
     labels = [f"{r.region} {100 * r.share:.0f}%" for r in report.rows]
     outlines = [reg.vertices(prediction.size) for reg in chosen]
     save_png(
@@ -514,13 +524,11 @@ def scanpath_command(
         Path | None,
         typer.Option("--json", help="Also write the scanpath and likely fixations as JSON here."),
     ] = None,
-    model: Annotated[str, typer.Option(help="Shipped model to run.")] = "default",
-    checkpoint: Annotated[Path | None, typer.Option(help="Trained weights instead.")] = None,
-    device: Annotated[str | None, typer.Option(help="torch device (default: cpu).")] = None,
-    image_degrees: Annotated[
-        float, typer.Option(help="Longer side of the image in degrees of visual angle.")
-    ] = DEFAULT_IMAGE_SPAN_DEGREES,
-    condition: Annotated[str | None, typer.Option(help=CONDITION_HELP)] = None,
+    model: ModelOption = "default",
+    checkpoint: CheckpointOption = None,
+    device: DeviceOption = None,
+    image_degrees: ImageDegreesOption = DEFAULT_IMAGE_SPAN_DEGREES,
+    condition: ConditionOption = None,
 ) -> None:
     """A predicted scanpath as a numbered gaze plot over the image.
 
@@ -533,7 +541,8 @@ def scanpath_command(
     predictor = _predictor(
         model, checkpoint, device, condition, image_degrees=image_degrees, scanpath_length=n
     )
-    array, prediction = _predict_one(predictor, image, scanpaths=1, seed=seed)
+    prediction = _predict_one(predictor, image, scanpaths=1, seed=seed)
+    array = prediction.image
     (path,) = prediction.scanpaths
     out = Path("salience-out") / f"{image.stem}_scanpath.png" if out is None else out
     target = out
@@ -565,13 +574,11 @@ def compare_command(
         int, typer.Option(help="Seed of the sampled scanpaths (shared by A and B).")
     ] = 0,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("salience-out"),
-    model: Annotated[str, typer.Option(help="Shipped model to run.")] = "default",
-    checkpoint: Annotated[Path | None, typer.Option(help="Trained weights instead.")] = None,
-    device: Annotated[str | None, typer.Option(help="torch device (default: cpu).")] = None,
-    image_degrees: Annotated[
-        float, typer.Option(help="Longer side of each image in degrees of visual angle.")
-    ] = DEFAULT_IMAGE_SPAN_DEGREES,
-    condition: Annotated[str | None, typer.Option(help=CONDITION_HELP)] = None,
+    model: ModelOption = "default",
+    checkpoint: CheckpointOption = None,
+    device: DeviceOption = None,
+    image_degrees: ImageDegreesOption = DEFAULT_IMAGE_SPAN_DEGREES,
+    condition: ConditionOption = None,
 ) -> None:
     """Two designs side by side: per-region deltas (B - A) and a difference map.
 
@@ -590,7 +597,7 @@ def compare_command(
 
     chosen = _regions(region, regions, default_grid=True)
     predictor = _predictor(model, checkpoint, device, condition, image_degrees=image_degrees)
-    (array_a, pred_a), (array_b, pred_b) = _predict_one(predictor, a), _predict_one(predictor, b)
+    pred_a, pred_b = _predict_one(predictor, a), _predict_one(predictor, b)
     try:
         report = compare(
             pred_a.density,
@@ -612,10 +619,10 @@ def compare_command(
     )
     save_png(out / "compare_difference.png", difference)
     panels = []
-    for array, pred, rows in ((array_a, pred_a, report.a.rows), (array_b, pred_b, report.b.rows)):
+    for pred, rows in ((pred_a, report.a.rows), (pred_b, report.b.rows)):
         labels = [f"{r.region} {100 * r.share:.0f}%" for r in rows]
         outlines = [reg.vertices(pred.size) for reg in chosen]
-        panels.append(draw_regions(overlay(array, pred.density), outlines, labels))
+        panels.append(draw_regions(overlay(pred.image, pred.density), outlines, labels))
     save_png(
         out / "compare_side_by_side.png",
         side_by_side([*panels, difference], labels=[f"A: {a.name}", f"B: {b.name}", "B - A"]),

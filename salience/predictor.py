@@ -31,16 +31,19 @@ backbone in the same forward pass; other models' backbones are refused.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from salience.data.windows import Window
 from salience.io.images import MAX_PIXELS, ImageReadError, load_image, to_rgb_array
+from salience.models.base import DensityModel
 from salience.models.sampler import (
     DEFAULT_IMAGE_SPAN_DEGREES,
     Scanpaths,
@@ -49,6 +52,7 @@ from salience.models.sampler import (
 )
 
 if TYPE_CHECKING:
+    from salience.data.conditions import Condition
     from salience.models.dense.windows import WindowedDensity
 
 ImageLike = str | Path | Image.Image | np.ndarray
@@ -113,7 +117,8 @@ class Prediction:
     ``fixations`` (K, 2) are (x, y) pixel coordinates in predicted order, ``fixation_probs``
     (K,) the probability that a fixation lands within one degree of each. ``scanpaths``: the
     scanpaths sampled with the prediction (none unless asked for), from ``scanpath_seed``.
-    ``windows``: one map per viewing-time window (none unless asked for).
+    ``windows``: one map per viewing-time window (none unless asked for). ``image``: the RGB
+    image it was made from (for overlays).
     """
 
     log_density: np.ndarray  # (H, W) float64, natural log, logsumexp = 0
@@ -125,6 +130,7 @@ class Prediction:
     scanpaths: list[Scanpath] = field(default_factory=list)
     scanpath_seed: int | None = None
     windows: list[WindowMap] = field(default_factory=list)
+    image: np.ndarray | None = field(default=None, repr=False)  # (H, W, 3) uint8, the input
 
     @property
     def size(self) -> tuple[int, int]:
@@ -183,18 +189,41 @@ def as_rgb(image: ImageLike) -> np.ndarray:
     raise TypeError(f"expected a path, PIL image or numpy array, got {type(image).__name__}")
 
 
+def _source(image: ImageLike) -> str | None:
+    return str(image) if isinstance(image, (str, Path)) else None
+
+
+@dataclass(frozen=True, eq=False)
+class PredictionItem:
+    """One input of :meth:`Predictor.predict_many`: its prediction, or why it has none.
+
+    ``error`` names the input and the problem (an unreadable, corrupt or oversized image);
+    ``seconds`` is the model's time per image of the batch the input ran in."""
+
+    input: ImageLike
+    prediction: Prediction | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.prediction is not None
+
+
 class Predictor:
-    """Runs a density model on images and returns :class:`Prediction` objects.
+    """Runs a density model on images and returns :class:`Prediction` objects: the one
+    inference path of the library, the command line and the service.
 
     ``model`` is any :class:`~salience.models.base.DensityModel` that works from the image;
-    one with ``log_densities(images)`` (e.g. :class:`~salience.models.dense.DenseDensity`)
-    runs batches in one forward pass. ``n_fixations``: likely fixations per prediction;
-    ``scanpath_length``: fixations per sampled scanpath.
+    one with ``log_densities(images)`` (the grid models) runs batches in one forward pass.
+    ``sampler``: the scanpath sampler (default: the checkpoint's, else OSIE's);
+    ``n_fixations``: likely fixations per prediction; ``scanpath_length``: fixations per
+    sampled scanpath; ``image_degrees``: the viewing geometry (see the module docstring).
     """
 
     def __init__(
         self,
-        model,
+        model: DensityModel,
         sampler: ScanpathSampler | None = None,
         n_fixations: int = 10,
         image_degrees: float = DEFAULT_IMAGE_SPAN_DEGREES,
@@ -204,68 +233,55 @@ class Predictor:
             raise ValueError(f"n_fixations must be at least 1, got {n_fixations}")
         if scanpath_length < 1:
             raise ValueError(f"scanpath_length must be at least 1, got {scanpath_length}")
-        if not image_degrees > 0:
-            raise ValueError(f"image_degrees must be positive, got {image_degrees}")
+        if not (np.isfinite(image_degrees) and image_degrees > 0):
+            raise ValueError(f"image_degrees must be a positive number, got {image_degrees}")
         self.model = model
+        if sampler is None and "sampler" in getattr(model, "metadata", {}):
+            sampler = ScanpathSampler.from_dict(json.loads(model.metadata["sampler"]))
         self.sampler = sampler or ScanpathSampler()
         self.n_fixations = n_fixations
         self.image_degrees = image_degrees
         self.scanpath_length = scanpath_length
-        self._windowed = None
+        self._windowed: WindowedDensity | None = None
 
     @classmethod
-    def from_pretrained(cls, name: str = "default", device=None, **kwargs) -> Predictor:
-        """The shipped model ``name`` (no network access), on ``device`` (default: CPU)."""
-        from salience.models.registry import create_model
+    def from_pretrained(
+        cls, name: str = "default", device: Any = None, condition: Any = None, **kwargs: Any
+    ) -> Predictor:
+        """The model ``name`` shipped inside the package (no network access), on ``device``
+        (default: the CPU), predicting for ``condition`` (a kind of data it was trained on)."""
+        from salience.models.registry import load_pretrained
 
-        model = create_model(name, pretrained=True)
-        return cls._around(model, device, **kwargs)
+        return cls(load_pretrained(name, condition, device), **kwargs)
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, device=None, condition: int | None = None, **kwargs
+        cls, path: str | Path, device: Any = None, condition: Any = None, **kwargs: Any
     ) -> Predictor:
-        """Weights written by ``salience train``: a dense model, SalTR, or SUM predicting for
-        ``condition`` (a :class:`~salience.models.sum.Condition`; default eye tracking on
-        natural images; only SUM takes one)."""
-        from salience.models.dense import DenseDensity
-        from salience.models.metadata import read_metadata
+        """Weights written by ``salience train`` or ``salience export`` (any family), predicting
+        for ``condition`` (one the checkpoint was trained on; default eye tracking on natural
+        images)."""
+        from salience.models.registry import load_checkpoint
 
-        metadata = read_metadata(path) if Path(path).is_file() else {}
-        if "sum_config" in metadata:
-            from salience.models.sum import Condition, SumDensity
+        return cls(load_checkpoint(path, condition, device), **kwargs)
 
-            chosen = Condition.EYE_NATURAL if condition is None else condition
-            return cls._around(SumDensity.from_checkpoint(path, chosen), device, **kwargs)
-        if condition is not None:
-            raise ValueError(f"{path}: only SUM checkpoints take a condition")
-        if "saltr_config" in metadata:
-            from salience.models.saltr import SaltrDensity
+    @property
+    def condition(self) -> Condition | None:
+        """The kind of data the model predicts for (None for models without conditions)."""
+        return getattr(self.model, "condition", None)
 
-            return cls._around(SaltrDensity.from_checkpoint(path), device, **kwargs)
-        return cls._around(DenseDensity.from_checkpoint(path), device, **kwargs)
+    @property
+    def windows(self) -> tuple[Window, ...]:
+        """The viewing-time windows ``predict(..., windows=True)`` maps (loads their readouts)."""
+        return self._windowed_model().windows
 
-    @classmethod
-    def _around(cls, model, device, **kwargs) -> Predictor:
-        if device is not None:
-            model.model.to(device)
-        if "sampler" not in kwargs and "sampler" in getattr(model, "metadata", {}):
-            kwargs["sampler"] = ScanpathSampler.from_dict(json.loads(model.metadata["sampler"]))
-        return cls(model, **kwargs)
-
-    def log_densities(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        """The model's log-densities of uint8 RGB images, batched where the model can."""
-        if hasattr(self.model, "log_densities"):
-            return self.model.log_densities(images)
-        return [self.model.log_density(im, im.shape[:2]) for im in images]
-
-    def windowed(self) -> WindowedDensity:
-        """The model with the shipped viewing-time window readouts on its backbone (a
-        :class:`~salience.models.dense.windows.WindowedDensity`, loaded on first use); an error
-        for a model whose backbone they were not trained on."""
+    def _windowed_model(self) -> WindowedDensity:
+        """The model with the shipped viewing-time window readouts on its backbone, loaded on
+        first use; an error for a model whose backbone they were not trained on."""
         if self._windowed is None:
-            from salience.models.dense import DenseDensity, shipped_weights
+            from salience.models.dense import DenseDensity
             from salience.models.dense.windows import WindowedDensity
+            from salience.models.registry import shipped_weights
 
             if not isinstance(self.model, DenseDensity):
                 raise ValueError(
@@ -275,38 +291,39 @@ class Predictor:
             self._windowed = WindowedDensity.from_file(shipped_weights("windows"), self.model)
         return self._windowed
 
-    def outputs(
+    def _outputs(
         self, images: list[np.ndarray], windows: bool = False
     ) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """Per uint8 RGB image its log-density (H, W) and, with ``windows``, the viewing-time
         windows' log-densities (K, H, W) from the same forward pass (else None)."""
         if windows:
-            return self.windowed().window_log_densities(images)
-        return [(log_density, None) for log_density in self.log_densities(images)]
+            return self._windowed_model().window_log_densities(images)
+        if hasattr(self.model, "log_densities"):
+            return [(log_density, None) for log_density in self.model.log_densities(images)]
+        return [(self.model.log_density(im, im.shape[:2]), None) for im in images]
 
     def pixels_per_degree(self, size: tuple[int, int]) -> float:
         """Pixels per degree of an image of ``size`` = (height, width) under the assumed
         viewing geometry."""
         return max(size) / self.image_degrees
 
-    def result(
+    def _result(
         self,
+        image: np.ndarray,
         log_density: np.ndarray,
-        source: str | None = None,
-        scanpaths: int = 0,
-        seed: int = 0,
-        windows: np.ndarray | None = None,
+        source: str | None,
+        scanpaths: int,
+        seed: int,
+        windows: np.ndarray | None,
     ) -> Prediction:
-        """The :class:`Prediction` made from a model's log-density of an image, with
+        """The :class:`Prediction` made from a model's log-density of ``image``, with
         ``scanpaths`` scanpaths sampled as :meth:`sample_scanpaths` does with ``seed``, and the
-        windows' log-densities (K, H, W) from :meth:`outputs`, if given."""
-        if scanpaths < 0:
-            raise ValueError(f"scanpaths must be >= 0, got {scanpaths}")
+        windows' log-densities (K, H, W) from :meth:`_outputs`, if given."""
         ppd = self.pixels_per_degree(log_density.shape)
         density = np.exp(log_density)
         density /= density.sum()
         points, probs = greedy_fixations(density, self.n_fixations, radius_px=ppd)
-        prediction = Prediction(log_density, points, probs, ppd, source, density)
+        prediction = Prediction(log_density, points, probs, ppd, source, density, image=image)
         if scanpaths > 0:
             sampled = self.sample_scanpaths(prediction, scanpaths, self.scanpath_length, seed)
             prediction.scanpaths = [
@@ -316,7 +333,7 @@ class Predictor:
         if windows is not None:
             prediction.windows = [
                 WindowMap(window, log_window)
-                for window, log_window in zip(self.windowed().windows, windows, strict=True)
+                for window, log_window in zip(self.windows, windows, strict=True)
             ]
         return prediction
 
@@ -326,10 +343,10 @@ class Predictor:
         """The prediction for one image (see :func:`as_rgb` for what ``image`` may be), with
         ``scanpaths`` sampled scanpaths of ``scanpath_length`` fixations, reproducible by
         ``seed`` (on an 800x600 image one costs about 15 ms of CPU, 100 about 25 ms), and with
-        ``windows`` one map per viewing-time window."""
-        source = str(image) if isinstance(image, (str, Path)) else None
-        ((log_density, window_maps),) = self.outputs([as_rgb(image)], windows)
-        return self.result(log_density, source, scanpaths, seed, window_maps)
+        ``windows`` one map per viewing-time window. An unreadable image raises
+        :class:`~salience.io.images.ImageReadError`."""
+        (prediction,) = self.predict_batch([image], 1, scanpaths, seed, windows)
+        return prediction
 
     def predict_batch(
         self,
@@ -340,23 +357,55 @@ class Predictor:
         windows: bool = False,
     ) -> list[Prediction]:
         """Predictions for many images, ``batch_size`` at a time (same-shaped inputs share a
-        forward pass). Any unreadable image raises; ``salience predict`` skips them instead.
-        Each image's scanpaths use ``seed`` itself: they equal :meth:`predict`'s."""
+        forward pass); the first unreadable image raises. Each image's scanpaths use ``seed``
+        itself: they equal :meth:`predict`'s."""
+        results = []
+        for item in self.predict_many(images, batch_size, scanpaths, seed, windows):
+            if item.prediction is None:
+                raise ImageReadError(item.error)
+            results.append(item.prediction)
+        return results
+
+    def predict_many(
+        self,
+        images: Iterable[ImageLike],
+        batch_size: int = 8,
+        scanpaths: int = 0,
+        seed: int = 0,
+        windows: bool = False,
+    ) -> Iterator[PredictionItem]:
+        """One :class:`PredictionItem` per input, in order, as each batch finishes: a
+        prediction, or the error of an input that could not be read (the rest go on). Inputs
+        are read lazily, ``batch_size`` at a time, so memory holds one batch whatever the
+        number of inputs."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if scanpaths < 0:
             raise ValueError(f"scanpaths must be >= 0, got {scanpaths}")
-        items = list(images)
-        results: list[Prediction] = []
-        for start in range(0, len(items), batch_size):
-            chunk: Sequence[ImageLike] = items[start : start + batch_size]
-            arrays = [as_rgb(image) for image in chunk]
-            for image, (log_density, window_maps) in zip(
-                chunk, self.outputs(arrays, windows), strict=True
-            ):
-                source = str(image) if isinstance(image, (str, Path)) else None
-                results.append(self.result(log_density, source, scanpaths, seed, window_maps))
-        return results
+        if windows:
+            self._windowed_model()  # an error before any input is read
+        inputs = iter(images)
+        while chunk := list(islice(inputs, batch_size)):
+            loaded: list[tuple[ImageLike, np.ndarray]] = []
+            items: dict[int, PredictionItem] = {}
+            for k, image in enumerate(chunk):
+                try:
+                    loaded.append((image, as_rgb(image)))
+                except ImageReadError as exc:
+                    items[k] = PredictionItem(image, error=str(exc))
+            start = time.perf_counter()
+            outputs = self._outputs([array for _, array in loaded], windows) if loaded else []
+            seconds = (time.perf_counter() - start) / max(len(loaded), 1)
+            made = iter(zip(loaded, outputs, strict=True))
+            for k, image in enumerate(chunk):
+                if k in items:
+                    yield items[k]
+                    continue
+                (_, array), (log_density, window_maps) = next(made)
+                prediction = self._result(
+                    array, log_density, _source(image), scanpaths, seed, window_maps
+                )
+                yield PredictionItem(image, prediction, seconds=seconds)
 
     def sample_scanpaths(
         self, prediction: Prediction, n: int = 1000, length: int = 10, seed: int = 0

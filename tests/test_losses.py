@@ -8,6 +8,7 @@ import torch
 
 from salience.evaluation import metrics
 from salience.models import losses
+from salience.models.sum import criterion
 
 SIZE = (60, 80)  # a training-grid size: (height, width)
 
@@ -82,8 +83,8 @@ def test_composite_loss_weights_the_terms_and_has_gradients(real_maps):
     start = 0.1 * torch.randn(ref.shape, dtype=torch.float64, generator=generator)
     logits = start.clone().requires_grad_(True)
     pred = torch.softmax(logits.flatten(1), dim=1).view_as(logits)
-    terms = losses.composite_loss(pred, ref, counts)
-    want = sum(w * terms[name] for name, w in losses.SUM_WEIGHTS.items())
+    terms = criterion.composite_loss(pred, ref, counts)
+    want = sum(w * terms[name] for name, w in criterion.SUM_WEIGHTS.items())
     assert terms["loss"].item() == pytest.approx(want.item())
     terms["loss"].backward()
     assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
@@ -93,7 +94,7 @@ def test_composite_loss_weights_the_terms_and_has_gradients(real_maps):
     first = None
     for _ in range(30):
         pred = torch.softmax(logits.flatten(1), dim=1).view_as(logits)
-        terms = losses.composite_loss(pred, ref, counts)
+        terms = criterion.composite_loss(pred, ref, counts)
         first = terms["cc"].item() if first is None else first
         optimizer.zero_grad()
         terms["loss"].backward()
@@ -111,4 +112,4 @@ def test_nss_skips_images_without_fixations_and_bad_shapes_raise():
     with pytest.raises(ValueError, match="B, H, W"):
         losses.cc(torch.rand(4, 5), torch.rand(4, 5))
     with pytest.raises(ValueError, match="unknown loss terms"):
-        losses.composite_loss(pred, pred, counts, weights={"bce": 1.0})
+        criterion.composite_loss(pred, pred, counts, weights={"bce": 1.0})

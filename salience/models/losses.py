@@ -1,4 +1,4 @@
-"""Differentiable twins of the saliency metrics, and SUM's composite loss built from them.
+"""Differentiable twins of the saliency metrics, the losses model families train with.
 
 Each function takes a batch of maps (B, H, W) as torch tensors and returns the batch mean of the
 per-image value that :mod:`salience.evaluation.metrics` computes on one image with numpy: the same
@@ -7,21 +7,22 @@ scored by (``tests/test_losses.py`` checks each against its metric on real fixat
 written for non-negative predicted maps (densities), which is what the models here produce; the
 metrics' shift of maps with negative values is left out.
 
-SUM (Hosseini et al., WACV 2025) trains with ``10 KL - 2 CC - SIM - NSS + 5 MSE``, the weights
-of its official code (:data:`SUM_WEIGHTS`). The paper does not define its MSE term's scale; here
-it compares the two maps each divided by its maximum, so the term does not vanish with the
-number of pixels as it would between densities.
+:func:`fixation_nll_bits` is the twin of the log-likelihood (and of information gain against a
+uniform density), in bits per fixation. :func:`mse` has no metric twin: it compares the two maps
+each divided by its maximum (SUM's MSE term, whose scale the paper leaves open), so it does not
+vanish with the number of pixels as it would between densities.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
-from salience.evaluation.metrics import MIT_EPS
-
-#: SUM's loss weights: KL, CC, SIM, NSS, MSE (the signs make every term a cost).
-SUM_WEIGHTS: dict[str, float] = {"kl": 10.0, "cc": -2.0, "sim": -1.0, "nss": -1.0, "mse": 5.0}
+# The MIT benchmark's epsilon in KL, as salience.evaluation.metrics.MIT_EPS (a test checks they
+# are equal; the model layer does not import the evaluation layer).
+MIT_EPS = 2.2204e-16
 
 
 def _flat(maps: Tensor) -> Tensor:
@@ -80,28 +81,28 @@ def mse(pred: Tensor, ref: Tensor) -> Tensor:
     return (a - b).square().mean()
 
 
-def composite_loss(
-    pred: Tensor,
-    ref: Tensor,
-    fixation_counts: Tensor,
-    weights: dict[str, float] | None = None,
-) -> dict[str, Tensor]:
-    """SUM's loss: ``sum(weight * term)`` over KL, CC, SIM, NSS and MSE.
+def fixation_nll_bits(
+    log_density: Tensor, points: list[Tensor], weights: list[Tensor] | None = None
+) -> Tensor:
+    """Mean over images of the mean negative log-likelihood of their fixations, in bits per
+    fixation relative to a uniform density (so 0 is chance, lower is better).
 
-    ``pred`` is the predicted density (B, H, W), ``ref`` the empirical (blurred fixation) map and
-    ``fixation_counts`` the fixations per pixel, both on the same grid. Returns every term and
-    ``loss``, the weighted sum to minimize.
+    ``log_density`` (B, h, w) is over output cells; ``points`` holds per image (M_b, 2)
+    normalized (x, y) in [0, 1); ``weights``, if given, per image (M_b,) weights >= 0 of the
+    fixations in their image's mean (e.g. dwell times). Images without fixations (or weight)
+    do not count.
     """
-    weights = SUM_WEIGHTS if weights is None else weights
-    unknown = set(weights) - set(SUM_WEIGHTS)
-    if unknown:
-        raise ValueError(f"unknown loss terms {sorted(unknown)}; known: {sorted(SUM_WEIGHTS)}")
-    terms = {
-        "kl": kl_div(pred, ref),
-        "cc": cc(pred, ref),
-        "sim": sim(pred, ref),
-        "nss": nss(pred, fixation_counts),
-        "mse": mse(pred, ref),
-    }
-    terms["loss"] = sum(w * terms[name] for name, w in weights.items() if w)
-    return terms
+    _, height, width = log_density.shape
+    flat = log_density.flatten(1)  # (B, h * w)
+    losses = []
+    for b, p in enumerate(points):
+        w = torch.ones(len(p), device=p.device) if weights is None else weights[b].float()  # (M,)
+        if not w.sum() > 0:
+            continue
+        col = (p[:, 0] * width).long().clamp(0, width - 1)  # (M,)
+        row = (p[:, 1] * height).long().clamp(0, height - 1)  # (M,)
+        log_p = flat[b, row * width + col] + math.log(height * width)  # (M,) nats vs uniform
+        losses.append(-(w * log_p).sum() / w.sum() / math.log(2))
+    if not losses:
+        return log_density.sum() * 0.0
+    return torch.stack(losses).mean()

@@ -113,10 +113,6 @@ def lr_lambda(config: Config, steps_per_epoch: int) -> Any:
     return factor
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, DistributedDataParallel) else model
-
-
 def _to_device(batch: dict, device: torch.device) -> dict:
     """Move the image tensor and every list of target tensors to ``device``."""
     moved = {}
@@ -139,6 +135,30 @@ def _load_init(model: nn.Module, path: str) -> None:
         model.load_state_dict(tensors, strict=True)  # casts e.g. float16 files to the model's dtype
     except RuntimeError as exc:
         raise ValueError(f"model.init: {path} does not fit the model: {exc}") from exc
+
+
+@dataclass
+class _Run:
+    """What one training run holds while it trains."""
+
+    task: Task
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    train_set: FixationDataset
+    sampler: EpochSampler
+    loader: DataLoader
+    steps_per_epoch: int
+    calibration: Dataset | None
+    amp_dtype: torch.dtype | None  # autocast's dtype, None without mixed precision
+    bank: FeatureBank | None = None
+    validation: tuple[Dataset, CenterBiasKDE, float | None] | None = None
+    ddp: nn.Module | None = None  # the model, wrapped by DDP in a distributed run
+
+    @property
+    def trainable(self) -> list[nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
 
 
 class Trainer:
@@ -220,6 +240,39 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         """Train (or resume) to the end; returns a summary of the run."""
+        run = self._prepare()
+        state = self._restore(run)
+        self._say(
+            f"{self.config.name}: {len(run.train_set)} training images, {run.steps_per_epoch} "
+            f"steps of {self.config.train.batch_size} x {self.dist.world_size} per epoch, device "
+            f"{self.device}, {sum(p.numel() for p in run.trainable) / 1e6:.2f} M trainable "
+            "parameters"
+        )
+        clock = {"train_seconds": 0.0, "images_seen": 0}
+        while state["epoch"] < self.config.train.epochs:
+            record, stopped = self._train_epoch(run, state, clock)
+            if record is None:  # stopped by max_steps inside the epoch
+                self._save_last(run, state)
+                break
+            self._end_epoch(run, state, record, final=stopped)
+            if stopped:
+                break
+        if self.dist.enabled:
+            dist.barrier()
+            dist.destroy_process_group()
+        seconds = clock["train_seconds"]
+        return {
+            "out_dir": str(self.out_dir),
+            "epochs": state["epoch"],
+            "steps": state["step"],
+            "best": state["best"],
+            "best_epoch": state["best_epoch"],
+            "train_seconds": seconds,
+            "images_per_second": clock["images_seen"] / seconds if seconds else None,
+        }
+
+    def _prepare(self) -> _Run:
+        """Seeds, the task and its model, the data, the optimizer and schedule, DDP."""
         cfg = self.config
         if cfg.train.threads and self.device.type == "cpu":
             torch.set_num_threads(cfg.train.threads)
@@ -227,7 +280,8 @@ class Trainer:
         random.seed(seed)
         torch.manual_seed(seed)
 
-        task = create_task(cfg.model, cfg.data.input_size)
+        conditions = [source.condition for source in cfg.data.train]
+        task = create_task(cfg.model, cfg.data.input_size, conditions)
         model = task.build_model()
         if cfg.model.init is not None:
             _load_init(model, cfg.model.init)
@@ -242,7 +296,7 @@ class Trainer:
             seed=cfg.train.seed,
             cache_images=cfg.data.cache_images,
             with_images=not cfg.data.cache_features,
-            conditions=[source.condition for source in cfg.data.train],
+            conditions=conditions,
             with_times=task.needs_times,
         )
         sampler = EpochSampler(train_set, cfg.train.seed, self.dist.rank, self.dist.world_size)
@@ -254,33 +308,7 @@ class Trainer:
             )
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, steps_per_epoch))
         use_amp = self.device.type == "cuda" and cfg.train.amp != "none"
-        amp_dtype = torch.float16 if cfg.train.amp == "fp16" else torch.bfloat16
         scaler = torch.amp.GradScaler(self.device.type, enabled=use_amp and cfg.train.amp == "fp16")
-
-        state: dict[str, Any] = {"epoch": 0, "step": 0, "best": None, "best_epoch": None, "log": []}
-        if self.resume and has_checkpoint(self.out_dir, "last"):
-            saved = load_checkpoint(self.out_dir, "last", model)
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            scaler.load_state_dict(saved["scaler"])
-            set_rng_state(saved["rng"])
-            state = {k: saved[k] for k in state}
-            self._say(f"resumed {self.out_dir} at epoch {state['epoch']}, step {state['step']}")
-        elif self.resume:
-            self._say(f"[yellow]nothing to resume in {self.out_dir}: starting fresh[/yellow]")
-        if self.dist.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, self.out_dir / "config.yaml")
-
-        bank = self._feature_bank(task, model, train_set) if cfg.data.cache_features else None
-        validation = self._validation() if self.dist.is_main else None
-        ddp = (
-            DistributedDataParallel(
-                model, device_ids=[self.device.index] if self.device.type == "cuda" else None
-            )
-            if self.dist.enabled
-            else model
-        )
         loader = DataLoader(
             train_set,
             batch_size=cfg.train.batch_size,
@@ -292,93 +320,130 @@ class Trainer:
             # a private generator: making an iterator must not draw from the global RNG
             generator=torch.Generator().manual_seed(cfg.train.seed),
         )
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        self._say(
-            f"{cfg.name}: {len(train_set)} training images, {steps_per_epoch} steps of "
-            f"{cfg.train.batch_size} x {self.dist.world_size} per epoch, device {self.device}, "
-            f"{sum(p.numel() for p in trainable) / 1e6:.2f} M trainable parameters"
+        return _Run(
+            task=task,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            scaler=scaler,
+            train_set=train_set,
+            sampler=sampler,
+            loader=loader,
+            steps_per_epoch=steps_per_epoch,
+            calibration=calibration,
+            amp_dtype=(torch.float16 if cfg.train.amp == "fp16" else torch.bfloat16)
+            if use_amp
+            else None,
         )
 
-        train_seconds, images_seen = 0.0, 0
-        stopped = False
-        while state["epoch"] < cfg.train.epochs and not stopped:
-            epoch = state["epoch"]
-            skip = state["step"] - epoch * steps_per_epoch
-            sampler.set_epoch(epoch, skip * cfg.train.batch_size)
-            ddp.train()
-            start = time.perf_counter()
-            sums: dict[str, float] = {}  # per named loss, summed over this epoch's steps
-            n_steps = 0
-            with self._progress(epoch, steps_per_epoch - skip) as advance:
-                for batch in loader:
-                    batch = _to_device(batch, self.device)
-                    with torch.autocast(self.device.type, dtype=amp_dtype, enabled=use_amp):
-                        if bank is None:
-                            outputs = task.forward(ddp, batch)
-                        else:
-                            features = bank.lookup(batch["index"], batch["flip"], self.device)
-                            outputs = task.forward_features(ddp, features, batch)
-                    losses = task.loss(outputs, batch)
-                    loss = losses["loss"]
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(f"loss is {loss.item()} at step {state['step']}")
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    if cfg.optim.clip_grad > 0:
-                        scaler.unscale_(optimizer)
-                        torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.clip_grad)
-                    scaler.step(optimizer)
-                    scaler.update()
-                    scheduler.step()
-                    state["step"] += 1
-                    n_steps += 1
-                    for key, value in losses.items():
-                        sums[key] = sums.get(key, 0.0) + value.item()
-                    advance(state["step"], sums["loss"] / n_steps)
-                    if cfg.train.max_steps is not None and state["step"] >= cfg.train.max_steps:
-                        stopped = True
-                        break
-            seconds = time.perf_counter() - start
-            train_seconds += seconds
-            images_seen += n_steps * cfg.train.batch_size * self.dist.world_size
-            epoch_done = state["step"] >= (epoch + 1) * steps_per_epoch
-            if not epoch_done:  # stopped by max_steps inside the epoch
-                self._save_last(model, task, optimizer, scheduler, scaler, state)
-                break
-            state["epoch"] = epoch + 1
-            record = {
-                "epoch": epoch + 1,
-                "step": state["step"],
-                **{k: self._mean_over_ranks(v / n_steps) for k, v in sorted(sums.items())},
-                "lr": scheduler.get_last_lr()[0],
-                "seconds": seconds,
-                "images_per_second": n_steps
-                * cfg.train.batch_size
-                * self.dist.world_size
-                / seconds,
-            }
-            if validation is not None and (
-                (epoch + 1) % cfg.eval.every == 0 or epoch + 1 == cfg.train.epochs
-            ):
-                record.update(self._validate(model, task, calibration, validation))
-                self._keep_best(model, task, state, record)
-            state["log"].append(record)
-            self._report(record, state)
-            final = state["epoch"] == cfg.train.epochs or stopped
-            if final or state["epoch"] % cfg.train.checkpoint_every == 0:
-                self._save_last(model, task, optimizer, scheduler, scaler, state)
+    def _restore(self, run: _Run) -> dict[str, Any]:
+        """The run's state: fresh, or the last checkpoint's with ``resume``; then the config
+        saved, the feature cache filled, the validation references fitted and DDP wrapped."""
+        state: dict[str, Any] = {"epoch": 0, "step": 0, "best": None, "best_epoch": None, "log": []}
+        if self.resume and has_checkpoint(self.out_dir, "last"):
+            saved = load_checkpoint(self.out_dir, "last", run.model)
+            run.optimizer.load_state_dict(saved["optimizer"])
+            run.scheduler.load_state_dict(saved["scheduler"])
+            run.scaler.load_state_dict(saved["scaler"])
+            set_rng_state(saved["rng"])
+            state = {k: saved[k] for k in state}
+            self._say(f"resumed {self.out_dir} at epoch {state['epoch']}, step {state['step']}")
+        elif self.resume:
+            self._say(f"[yellow]nothing to resume in {self.out_dir}: starting fresh[/yellow]")
+        if self.dist.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            save_config(self.config, self.out_dir / "config.yaml")
+        if self.config.data.cache_features:
+            run.bank = self._feature_bank(run.task, run.model, run.train_set)
+        run.validation = self._validation() if self.dist.is_main else None
         if self.dist.enabled:
-            dist.barrier()
-            dist.destroy_process_group()
-        return {
-            "out_dir": str(self.out_dir),
-            "epochs": state["epoch"],
-            "steps": state["step"],
-            "best": state["best"],
-            "best_epoch": state["best_epoch"],
-            "train_seconds": train_seconds,
-            "images_per_second": images_seen / train_seconds if train_seconds else None,
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            run.ddp = DistributedDataParallel(run.model, device_ids=device_ids)
+        else:
+            run.ddp = run.model
+        return state
+
+    def _train_epoch(
+        self, run: _Run, state: dict[str, Any], clock: dict[str, float]
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """One epoch (or what is left of it after a resume): its record, or None when
+        ``train.max_steps`` stopped it inside the epoch; and whether max_steps was reached."""
+        cfg = self.config
+        epoch = state["epoch"]
+        skip = state["step"] - epoch * run.steps_per_epoch
+        run.sampler.set_epoch(epoch, skip * cfg.train.batch_size)
+        run.ddp.train()
+        start = time.perf_counter()
+        sums: dict[str, float] = {}  # per named loss, summed over this epoch's steps
+        n_steps = 0
+        stopped = False
+        with self._progress(epoch, run.steps_per_epoch - skip) as advance:
+            for batch in run.loader:
+                losses = self._step(run, _to_device(batch, self.device), state["step"])
+                state["step"] += 1
+                n_steps += 1
+                for key, value in losses.items():
+                    sums[key] = sums.get(key, 0.0) + value.item()
+                advance(state["step"], sums["loss"] / n_steps)
+                if cfg.train.max_steps is not None and state["step"] >= cfg.train.max_steps:
+                    stopped = True
+                    break
+        seconds = time.perf_counter() - start
+        images = n_steps * cfg.train.batch_size * self.dist.world_size
+        clock["train_seconds"] += seconds
+        clock["images_seen"] += images
+        if state["step"] < (epoch + 1) * run.steps_per_epoch:
+            return None, stopped
+        state["epoch"] = epoch + 1
+        record = {
+            "epoch": epoch + 1,
+            "step": state["step"],
+            **{k: self._mean_over_ranks(v / n_steps) for k, v in sorted(sums.items())},
+            "lr": run.scheduler.get_last_lr()[0],
+            "seconds": seconds,
+            "images_per_second": images / seconds,
         }
+        return record, stopped
+
+    def _step(self, run: _Run, batch: dict, step: int) -> dict[str, torch.Tensor]:
+        """One optimization step on a batch; its named losses."""
+        with torch.autocast(
+            self.device.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None
+        ):
+            if run.bank is None:
+                outputs = run.task.forward(run.ddp, batch)
+            else:
+                features = run.bank.lookup(batch["index"], batch["flip"], self.device)
+                outputs = run.task.forward_features(run.ddp, features, batch)
+        losses = run.task.loss(outputs, batch)
+        loss = losses["loss"]
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at step {step}")
+        run.optimizer.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        if self.config.optim.clip_grad > 0:
+            run.scaler.unscale_(run.optimizer)
+            torch.nn.utils.clip_grad_norm_(run.trainable, self.config.optim.clip_grad)
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        run.scheduler.step()
+        return losses
+
+    def _end_epoch(
+        self, run: _Run, state: dict[str, Any], record: dict[str, Any], final: bool
+    ) -> None:
+        """Validate when due, keep the best weights, log, and checkpoint when due."""
+        cfg = self.config
+        epoch = record["epoch"]
+        if run.validation is not None and (
+            epoch % cfg.eval.every == 0 or epoch == cfg.train.epochs
+        ):
+            record.update(self._validate(run.model, run.task, run.calibration, run.validation))
+            self._keep_best(run.model, run.task, state, record)
+        state["log"].append(record)
+        self._report(record, state)
+        if final or epoch == cfg.train.epochs or epoch % cfg.train.checkpoint_every == 0:
+            self._save_last(run, state)
 
     # -- pieces of the loop -----------------------------------------------------------------
 
@@ -453,17 +518,17 @@ class Trainer:
             }
             save_weights(weights_path(self.out_dir, "best"), model, metadata)
 
-    def _save_last(self, model, task, optimizer, scheduler, scaler, state) -> None:
+    def _save_last(self, run: _Run, state: dict[str, Any]) -> None:
         if not self.dist.is_main:
             return
         full_state = {
             **state,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+            "scaler": run.scaler.state_dict(),
             "config": self.config.to_dict(),
         }
-        save_checkpoint(self.out_dir, "last", model, task.metadata(model), full_state)
+        save_checkpoint(self.out_dir, "last", run.model, run.task.metadata(run.model), full_state)
 
     def _report(self, record: dict, state: dict) -> None:
         if not self.dist.is_main:

@@ -1,10 +1,9 @@
 """SalTR's side of training: point-set targets, the weighted set loss, and calibration.
 
 Targets are at most K normalized points with relative weights (see
-:mod:`salience.training.targets`), ordered for sequential matching. The loss is :class:`SetCriterion`'s, generalized to weights:
-a matched query's fixation target is its point's weight (1 for unweighted sets, a cluster's
-relative size for k-means) and its L1 point loss is scaled by that weight. With all weights 1 it
-equals ``SetCriterion`` exactly.
+:mod:`salience.training.targets`), ordered for sequential matching. The loss is
+:func:`salience.models.saltr.criterion.weighted_set_loss`, :class:`SetCriterion`'s generalized
+to weighted targets.
 
 Before each validation the Gaussian's sigma and the floor weight of the density are chosen by
 log-likelihood on held-out training images (never on the validation split).
@@ -13,60 +12,24 @@ log-likelihood on held-out training images (never on the validation split).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
 
+from salience.data.conditions import Condition
 from salience.data.dataset import Dataset
 from salience.io.images import load_image
 from salience.models.registry import create_model
-from salience.models.saltr import SalTR, SetCriterion
+from salience.models.saltr import SalTR, SetCriterion, weighted_set_loss
 from salience.models.saltr.density import DEFAULT_FLOOR_WEIGHT, SaltrDensity, checkpoint_metadata
 from salience.training.config import ModelConfig
 from salience.training.targets import form_targets
-from salience.training.task import Task
+from salience.training.task import Task, unwrap
 
 SIGMA_FACTORS = (0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8)  # times the config's sigma
 FLOOR_WEIGHTS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5)
-
-
-def weighted_set_loss(
-    criterion: SetCriterion, outputs: dict, points: list[Tensor], weights: list[Tensor]
-) -> dict[str, Tensor]:
-    """SetCriterion's losses (same keys) with per-target weights; each layer matched on its own."""
-    layers = [("", outputs)]
-    layers += [(f"_{i}", aux) for i, aux in enumerate(outputs.get("aux_outputs", []))]
-    losses: dict[str, Tensor] = {}
-    total = outputs["pred_logits"].new_zeros((), dtype=torch.float32)
-    for suffix, layer in layers:
-        logits = layer["pred_logits"].float()  # (B, N)
-        pred = layer["pred_points"].float()  # (B, N, 2)
-        indices = criterion.matcher({"pred_points": pred, "pred_logits": logits}, points)
-        batch = torch.cat([torch.full_like(q, b) for b, (q, _) in enumerate(indices)])  # (K,)
-        query = torch.cat([q for q, _ in indices]).to(logits.device)  # (K,)
-        batch = batch.to(logits.device)
-        target_points = torch.cat(
-            [p[j.to(p.device)] for p, (_, j) in zip(points, indices, strict=True)]
-        )
-        target_weights = torch.cat(
-            [w[j.to(w.device)] for w, (_, j) in zip(weights, indices, strict=True)]
-        )
-        target = torch.zeros_like(logits)  # (B, N)
-        target[batch, query] = target_weights.to(logits)
-        bce_weight = torch.full_like(logits, criterion.no_fixation_weight)  # (B, N)
-        bce_weight[batch, query] = 1.0
-        bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")  # (B, N)
-        loss_class = (bce_weight * bce).sum() / bce_weight.sum()
-        l1 = (pred[batch, query] - target_points.to(pred)).abs().sum(-1)  # (K,)
-        loss_point = (l1 * target_weights.to(l1)).sum() / max(len(l1), 1)
-        losses[f"loss_class{suffix}"] = loss_class
-        losses[f"loss_point{suffix}"] = loss_point
-        total = total + criterion.weight_class * loss_class + criterion.weight_point * loss_point
-    losses["loss"] = total
-    return losses
 
 
 def fixation_log_likelihoods(
@@ -136,8 +99,13 @@ class SaltrTask(Task):
     on ordered targets (``model.targets: scanpath``).
     """
 
-    def __init__(self, config: ModelConfig, input_size: tuple[int, int]) -> None:
-        super().__init__(config, input_size)
+    def __init__(
+        self,
+        config: ModelConfig,
+        input_size: tuple[int, int],
+        conditions: Sequence[Condition | int | None] = (None,),
+    ) -> None:
+        super().__init__(config, input_size, conditions)
         self.sigma_px: float | None = None
         self.floor_weight = DEFAULT_FLOOR_WEIGHT
         self.criterion: SetCriterion | None = None
@@ -163,7 +131,7 @@ class SaltrTask(Task):
 
     def forward_features(self, model: nn.Module, features: list[Tensor], batch: dict) -> dict:
         """SalTR's forward with its backbone stood in for by the given features."""
-        inner = model.module if isinstance(model, DistributedDataParallel) else model
+        inner = unwrap(model)
         backbone = inner.backbone
         inner.backbone = _Given(features)
         try:
@@ -178,7 +146,8 @@ class SaltrTask(Task):
         return SaltrDensity(model, sigma_px=self.sigma_px, floor_weight=self.floor_weight)
 
     def metadata(self, model: nn.Module) -> dict[str, str]:
-        return checkpoint_metadata(model, self.config.name, self.sigma_px, self.floor_weight)
+        metadata = checkpoint_metadata(model, self.config.name, self.sigma_px, self.floor_weight)
+        return {**metadata, **self.trained}
 
     def calibrate(self, model: nn.Module, dataset: Dataset) -> dict[str, float]:
         """Choose sigma and floor weight by the fixations' log-likelihood on ``dataset``."""

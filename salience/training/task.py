@@ -5,38 +5,50 @@ a :class:`Task` owns what differs per model: building it, turning fixations into
 its loss, the density it predicts for validation, the metadata stored with its weights and,
 optionally, how to run it from precomputed frozen-backbone features.
 SalTR's task lives in :mod:`salience.training.saltr`, the dense models' in
-:mod:`salience.training.dense`; a new family adds its task and a prefix in :data:`TASKS`.
+:mod:`salience.training.dense`, SUM's in :mod:`salience.training.sum`; a family names its task
+in its record (:data:`salience.models.registry.FAMILIES`). The loop hands a task the network
+itself, never its DistributedDataParallel wrapper, except where a method says ``model`` may be
+DDP (the forward passes, whose gradient hooks DDP needs).
 """
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 import numpy as np
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
+from salience.data.conditions import METADATA_KEY, Condition, encode_trained
 from salience.data.dataset import Dataset
 from salience.models.base import DensityModel
+from salience.models.registry import family_of
 from salience.training.config import ModelConfig
 
-# model-name prefix -> "module:class" of its task
-TASKS: dict[str, str] = {
-    "saltr-": "salience.training.saltr:SaltrTask",
-    "dense-": "salience.training.dense:DenseTask",
-    "sum-": "salience.training.sum:SumTask",
-}
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The network inside a DistributedDataParallel wrapper (or the network itself)."""
+    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 class Task(ABC):
-    """Model-specific parts of training. ``input_size`` is the (height, width) of training images."""
+    """Model-specific parts of training. ``input_size`` is the (height, width) of training
+    images; ``conditions`` the kinds of data of the training sources (None: eye tracking on
+    natural images), recorded with the weights so that a model refuses the kinds it never saw."""
 
     # whether make_targets also takes ``times``: (M, 2) onsets and durations in seconds
     needs_times: bool = False
 
-    def __init__(self, config: ModelConfig, input_size: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        config: ModelConfig,
+        input_size: tuple[int, int],
+        conditions: Sequence[Condition | int | None] = (None,),
+    ) -> None:
         self.config = config
         self.input_size = tuple(input_size)
+        self.trained = {METADATA_KEY: encode_trained(conditions)}
 
     @abstractmethod
     def build_model(self) -> nn.Module:
@@ -72,22 +84,23 @@ class Task(ABC):
 
     @abstractmethod
     def density(self, model: nn.Module, condition: int | None = None) -> DensityModel:
-        """The model (unwrapped, in eval mode) as a density model for validation; ``condition``
-        is the validation data's kind, which only conditioned models use."""
+        """The model (in eval mode) as a density model for validation; ``condition`` is the
+        validation data's kind, which only conditioned models use."""
 
     @abstractmethod
     def metadata(self, model: nn.Module) -> dict[str, str]:
-        """Strings stored with the weights so that the registry can rebuild the model."""
+        """Strings stored with the weights so that the registry can rebuild the model (the
+        family's config and :attr:`trained`)."""
 
     def calibrate(self, model: nn.Module, dataset: Dataset) -> dict[str, float]:
         """Fit post-processing on held-out images before validation; returns what was chosen."""
         return {}
 
 
-def create_task(config: ModelConfig, input_size: tuple[int, int]) -> Task:
-    """The task of the model family ``config.name`` belongs to."""
-    for prefix, target in TASKS.items():
-        if config.name.startswith(prefix):
-            module, cls = target.split(":")
-            return getattr(importlib.import_module(module), cls)(config, input_size)
-    raise KeyError(f"no training task for model {config.name!r}; known prefixes: {list(TASKS)}")
+def create_task(
+    config: ModelConfig,
+    input_size: tuple[int, int],
+    conditions: Sequence[Condition | int | None] = (None,),
+) -> Task:
+    """The training task of the family the model ``config.name`` belongs to."""
+    return family_of(config.name).task_class()(config, input_size, conditions)

@@ -14,6 +14,7 @@ from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
 from salience.io.images import load_image
+from salience.models import backbone as bb
 from salience.models.backbone import (
     LITE_WEIGHT_PACKAGES,
     Backbone,
@@ -23,10 +24,10 @@ from salience.models.backbone import (
     lukemelas_to_timm_lite,
     weights_digest,
 )
-from salience.models.dense import DenseDensity, DenseSaliency, shipped_weights
+from salience.models.dense import DenseDensity, DenseSaliency
 from salience.models.dense.density import config_from_metadata
 from salience.models.metadata import read_metadata
-from salience.models import backbone as bb
+from salience.models.registry import shipped_weights
 
 BATCH_NORMS = (FrozenBatchNormAct2d, FrozenBatchNorm2d, nn.BatchNorm2d)
 

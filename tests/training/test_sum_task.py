@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from salience.data.conditions import Condition
 from salience.evaluation.metrics import empirical_density, fixation_map
-from salience.models import losses
-from salience.models.sum import Condition, SumDensity
+from salience.models.sum import SumDensity, criterion
+from salience.models.sum.criterion import fixation_targets
 from salience.training.config import ModelConfig
 from salience.training.loop import Trainer
-from salience.training.sum import SumTask, fixation_targets
+from salience.training.sum import SumTask
 from tests.training.conftest import tiny_config
 
 TINY_SUM = {
@@ -51,7 +52,7 @@ def test_conditions_reach_the_model_and_the_loss_trains_the_tokens():
     assert task.conditions(batch, images.device).tolist() == [0, int(Condition.EYE_NATURAL)]
     out = task.forward(model, batch)
     terms = task.loss(out, batch)
-    want = losses.composite_loss(
+    want = criterion.composite_loss(
         out["log_density"].exp(),
         fixation_targets(batch["points"], (16, 24), task.target_sigma * 24)[1],
         fixation_targets(batch["points"], (16, 24), task.target_sigma * 24)[0],

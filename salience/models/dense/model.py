@@ -16,7 +16,7 @@ say, 1-2 s), trained on the fixations weighted by their dwell in it; the mixture
 windows.
 
 The model is fully convolutional; the prior is a small learned grid over normalized image
-coordinates, so any aspect ratio works. :func:`input_size_for` picks the network's input size for
+coordinates, so any aspect ratio works. :func:`salience.models.density.input_size_for` picks the network's input size for
 an image: its aspect kept, about ``config.input_pixels`` pixels, sides multiples of 32.
 """
 
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from salience.models.backbone import Backbone
+from salience.models.blur import gaussian_blur
 
 
 @dataclass(frozen=True)
@@ -81,34 +82,6 @@ class DenseConfig:
                 raise ValueError(
                     f"windows must be (start, end) with 0 <= start < end: {self.windows}"
                 )
-
-
-def input_size_for(size: tuple[int, int], pixels: int, multiple: int = 32) -> tuple[int, int]:
-    """(height, width) for the network: the aspect of ``size``, about ``pixels`` pixels, each
-    side a positive multiple of ``multiple``."""
-    height, width = size
-    scale = math.sqrt(pixels / (height * width))
-    return (
-        max(multiple, round(height * scale / multiple) * multiple),
-        max(multiple, round(width * scale / multiple) * multiple),
-    )
-
-
-def gaussian_kernel_1d(sigma: Tensor, radius: int) -> Tensor:
-    """Normalized 1-D Gaussian of standard deviation ``sigma`` (a 0-d tensor): (2 radius + 1,)."""
-    offsets = torch.arange(-radius, radius + 1, dtype=sigma.dtype, device=sigma.device)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    return kernel / kernel.sum()
-
-
-def gaussian_blur(x: Tensor, sigma: Tensor, radius: int) -> Tensor:
-    """Separable Gaussian blur of (B, 1, h, w) maps, reflecting at the borders."""
-    kernel = gaussian_kernel_1d(sigma, radius)  # (K,)
-    pad_h, pad_w = min(radius, x.shape[-2] - 1), min(radius, x.shape[-1] - 1)
-    x = F.pad(x, (pad_w, pad_w, 0, 0), mode="reflect" if pad_w else "replicate")
-    x = F.conv2d(x, kernel[radius - pad_w : radius + pad_w + 1].view(1, 1, 1, -1))
-    x = F.pad(x, (0, 0, pad_h, pad_h), mode="reflect" if pad_h else "replicate")
-    return F.conv2d(x, kernel[radius - pad_h : radius + pad_h + 1].view(1, 1, -1, 1))
 
 
 class Readout(nn.Module):
@@ -201,30 +174,3 @@ class DenseSaliency(nn.Module):
         members = torch.stack([r(features, out_size) for r in self.readouts], dim=1)  # (B, K, h, w)
         log_density = torch.logsumexp(members, dim=1) - math.log(len(self.readouts))  # (B, h, w)
         return {"log_density": log_density, "member_log_densities": members}
-
-
-def fixation_nll_bits(
-    log_density: Tensor, points: list[Tensor], weights: list[Tensor] | None = None
-) -> Tensor:
-    """Mean over images of the mean negative log-likelihood of their fixations, in bits per
-    fixation relative to a uniform density (so 0 is chance, lower is better).
-
-    ``log_density`` (B, h, w) is over output cells; ``points`` holds per image (M_b, 2)
-    normalized (x, y) in [0, 1); ``weights``, if given, per image (M_b,) weights >= 0 of the
-    fixations in their image's mean (e.g. dwell times). Images without fixations (or weight)
-    do not count.
-    """
-    _, height, width = log_density.shape
-    flat = log_density.flatten(1)  # (B, h * w)
-    losses = []
-    for b, p in enumerate(points):
-        w = torch.ones(len(p), device=p.device) if weights is None else weights[b].float()  # (M,)
-        if not w.sum() > 0:
-            continue
-        col = (p[:, 0] * width).long().clamp(0, width - 1)  # (M,)
-        row = (p[:, 1] * height).long().clamp(0, height - 1)  # (M,)
-        log_p = flat[b, row * width + col] + math.log(height * width)  # (M,) nats vs uniform
-        losses.append(-(w * log_p).sum() / w.sum() / math.log(2))
-    if not losses:
-        return log_density.sum() * 0.0
-    return torch.stack(losses).mean()

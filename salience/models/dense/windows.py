@@ -22,13 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from salience.data.windows import Window
 from salience.models.dense.density import DenseDensity, config_from_metadata
 from salience.models.dense.model import Readout
-from salience.models.metadata import read_metadata
+from salience.models.metadata import CheckpointError, load_state, read_metadata, read_tensors
 
 # share of the base model's density in each window's map (0: the window's readout alone)
 DEFAULT_WEIGHT = 0.5
@@ -48,7 +47,7 @@ class WindowedDensity(DenseDensity):
         windows: Sequence[Window],
         default_weight: float = DEFAULT_WEIGHT,
     ):
-        super().__init__(base.model, base.metadata)
+        super().__init__(base.model, base.metadata, base.condition)
         if len(readouts) != len(windows):
             raise ValueError(f"{len(readouts)} readouts for {len(windows)} windows")
         if not 0.0 <= default_weight < 1.0:
@@ -63,13 +62,10 @@ class WindowedDensity(DenseDensity):
     ) -> WindowedDensity:
         """Window readouts from ``path`` on ``base``'s backbone; an error unless that backbone
         is the one they were trained on."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: window readouts not found")
         metadata = read_metadata(path)
         config = config_from_metadata(metadata, str(path))
         if not config.windows or "backbone_sha256" not in metadata:
-            raise ValueError(
+            raise CheckpointError(
                 f"{path}: not window readouts (needs windows in its config and the "
                 "backbone_sha256 that 'salience export --readouts-only' records)"
             )
@@ -85,8 +81,8 @@ class WindowedDensity(DenseDensity):
             )
         channels = base.model.backbone.channels
         readouts = nn.ModuleList(Readout(config, channels) for _ in config.windows)
-        tensors = {k.removeprefix("readouts."): v.float() for k, v in load_file(str(path)).items()}
-        readouts.load_state_dict(tensors, strict=True)
+        tensors = {k.removeprefix("readouts."): v for k, v in read_tensors(path).items()}
+        load_state(readouts, tensors, path)
         return cls(base, readouts, [Window(*w) for w in config.windows], default_weight)
 
     def window_cells(self, x: Tensor) -> Tensor:

@@ -7,10 +7,10 @@ variant: deformable, trained with sequential matching to decode one observer's f
 viewing order (see :mod:`salience.models.saltr.scanpath`). Each factory takes
 ``(pretrained=False, **overrides)``, the overrides replacing fields of the variant's
 :class:`SaltrConfig`. No trained SalTR weights ship with the package, so ``pretrained=True``
-is an error; the backbone's ImageNet weights are the config's ``backbone_pretrained`` flag. With
-``checkpoint=PATH`` (a ``.safetensors`` written by ``salience train``) a factory returns a
-:class:`SaltrDensity`, the trained model ready for evaluation; its architecture is the
-checkpoint's (``saltr-lite0`` loads a Lite0 checkpoint trained with either attention).
+is an error; the backbone's ImageNet weights are the config's ``backbone_pretrained`` flag. A
+checkpoint written by ``salience train`` runs on images through
+``salience.models.registry.load_checkpoint`` (a :class:`SaltrDensity`, whose architecture is the
+checkpoint's).
 """
 
 from __future__ import annotations
@@ -21,7 +21,12 @@ from typing import Any
 from salience.models.backbone import Backbone, load_lite_weights, lukemelas_to_timm_lite
 from salience.models.registry import register_model
 from salience.models.saltr.config import SaltrConfig
-from salience.models.saltr.criterion import SetCriterion, classification_loss, point_loss
+from salience.models.saltr.criterion import (
+    SetCriterion,
+    classification_loss,
+    point_loss,
+    weighted_set_loss,
+)
 from salience.models.saltr.deformable import (
     DeformableTransformer,
     MultiScaleDeformableAttention,
@@ -76,6 +81,7 @@ __all__ = [
     "scanpath_from_outputs",
     "sine_encoding_1d",
     "sine_position_encoding_2d",
+    "weighted_set_loss",
 ]
 
 _DEFORMABLE = {"attention": "deformable", "dim_feedforward": 1024}  # Deformable DETR's FFN size
@@ -99,12 +105,7 @@ VARIANTS: dict[str, SaltrConfig] = {
 }
 
 
-def _create(name: str, pretrained: bool, overrides: dict[str, Any]) -> SalTR | SaltrDensity:
-    checkpoint = overrides.pop("checkpoint", None)
-    if checkpoint is not None:
-        if overrides:
-            raise ValueError(f"{name}: a checkpoint fixes the config; got overrides {overrides}")
-        return SaltrDensity.from_checkpoint(checkpoint, backbone=VARIANTS[name].backbone)
+def _create(name: str, pretrained: bool, overrides: dict[str, Any]) -> SalTR:
     if pretrained:
         raise RuntimeError(
             f"no trained SalTR weights exist yet for {name!r}: use pretrained=False (the "

@@ -5,6 +5,10 @@ Classification is binary cross-entropy on the fixation logit: matched queries ar
 all others "no fixation", down-weighted by ``no_fixation_weight`` and normalized by the total
 weight (the same as DETR's two-class cross-entropy with ``eos_coef``). The point loss is L1 in
 normalized coordinates, summed over x and y and averaged over the matched pairs of the batch.
+
+:func:`weighted_set_loss` generalizes it to weighted targets (a cluster's relative size, for
+targets summarized by k-means): a matched query's fixation target is its point's weight and its
+L1 point loss is scaled by that weight; with all weights 1 it equals :class:`SetCriterion`.
 """
 
 from __future__ import annotations
@@ -94,3 +98,39 @@ class SetCriterion(nn.Module):
             total = total + self.weight_class * loss_class + self.weight_point * loss_point
         losses["loss"] = total
         return losses
+
+
+def weighted_set_loss(
+    criterion: SetCriterion, outputs: dict, points: list[Tensor], weights: list[Tensor]
+) -> dict[str, Tensor]:
+    """SetCriterion's losses (same keys) with per-target weights; each layer matched on its own."""
+    layers = [("", outputs)]
+    layers += [(f"_{i}", aux) for i, aux in enumerate(outputs.get("aux_outputs", []))]
+    losses: dict[str, Tensor] = {}
+    total = outputs["pred_logits"].new_zeros((), dtype=torch.float32)
+    for suffix, layer in layers:
+        logits = layer["pred_logits"].float()  # (B, N)
+        pred = layer["pred_points"].float()  # (B, N, 2)
+        indices = criterion.matcher({"pred_points": pred, "pred_logits": logits}, points)
+        batch = torch.cat([torch.full_like(q, b) for b, (q, _) in enumerate(indices)])  # (K,)
+        query = torch.cat([q for q, _ in indices]).to(logits.device)  # (K,)
+        batch = batch.to(logits.device)
+        target_points = torch.cat(
+            [p[j.to(p.device)] for p, (_, j) in zip(points, indices, strict=True)]
+        )
+        target_weights = torch.cat(
+            [w[j.to(w.device)] for w, (_, j) in zip(weights, indices, strict=True)]
+        )
+        target = torch.zeros_like(logits)  # (B, N)
+        target[batch, query] = target_weights.to(logits)
+        bce_weight = torch.full_like(logits, criterion.no_fixation_weight)  # (B, N)
+        bce_weight[batch, query] = 1.0
+        bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")  # (B, N)
+        loss_class = (bce_weight * bce).sum() / bce_weight.sum()
+        l1 = (pred[batch, query] - target_points.to(pred)).abs().sum(-1)  # (K,)
+        loss_point = (l1 * target_weights.to(l1)).sum() / max(len(l1), 1)
+        losses[f"loss_class{suffix}"] = loss_class
+        losses[f"loss_point{suffix}"] = loss_point
+        total = total + criterion.weight_class * loss_class + criterion.weight_point * loss_point
+    losses["loss"] = total
+    return losses

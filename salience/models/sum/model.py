@@ -36,9 +36,9 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import trunc_normal_
 from torch import Tensor, nn
 
+from salience.data.conditions import TOKEN_SLOTS, Condition
 from salience.models.backbone import Backbone
 from salience.models.sum.blocks import (
-    Condition,
     CVSSBlock,
     PatchEmbed,
     PatchExpanding,
@@ -67,7 +67,7 @@ class SumConfig:
     d_state: int = 16  # N, the state size of each selective scan
     ssm_ratio: float = 2.0  # SS2D's inner width / its input width
     mlp_ratio: float = 0.0  # > 0 adds an MLP branch to every block (VMamba v1+; SUM has none)
-    num_conditions: int = len(Condition)
+    num_conditions: int = TOKEN_SLOTS  # condition tokens (salience.data.conditions)
     token_dim: int = 128  # width of the condition tokens and of the modulation MLP
     drop_path_rate: float = 0.0  # stochastic depth, rising linearly to this over the blocks
     image_size: tuple[int, int] = (256, 256)  # training input (height, width), as in the paper

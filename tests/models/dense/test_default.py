@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from salience.cli import app
 from salience.evaluation.evaluate import evaluate
 from salience.models.baselines import CenterBiasKDE
-from salience.models.dense import DenseDensity, shipped_weights
-from salience.models.registry import create_model
+from salience.models.dense import DenseDensity, DenseSaliency
+from salience.models.registry import create_model, load_pretrained, shipped_weights
 from salience.models.sampler import ScanpathSampler
 from salience.predictor import Predictor
 
@@ -30,8 +30,9 @@ def test_shipped_file_is_small_fp16_and_self_describing():
 
 
 def test_default_model_beats_the_center_bias_on_held_out_osie(osie):
-    model = create_model("default", pretrained=True)
+    model = load_pretrained("default")
     assert isinstance(model, DenseDensity)
+    assert isinstance(create_model("default", pretrained=True), DenseSaliency)  # the network
     val = osie.split("val")
     subset = val.subset(val.ids[:8])
     center_bias = CenterBiasKDE()

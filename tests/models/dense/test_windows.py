@@ -21,7 +21,7 @@ from salience.models.dense import (
     shipped_weights,
 )
 from salience.models.dense.windows import WindowedDensity
-from salience.models.registry import create_model
+from salience.models.registry import load_pretrained
 from salience.predictor import Predictor
 from salience.training.export import export_weights
 
@@ -103,7 +103,7 @@ def test_shipped_window_readouts_are_small_and_made_for_the_default_backbone():
         metadata = f.metadata()
         assert all(k.startswith("readouts.") for k in f.keys())
         assert {str(f.get_tensor(k).dtype) for k in f.keys()} <= {"torch.float16", "torch.int64"}
-    default = create_model("default", pretrained=True)
+    default = load_pretrained("default")
     assert metadata["backbone_sha256"] == default.model.backbone.weights_sha256()
 
 

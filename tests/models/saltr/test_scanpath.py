@@ -48,7 +48,7 @@ def _image(height: int = 60, width: int = 80) -> np.ndarray:
 
 
 def test_scanpath_is_the_queries_in_order(checkpoint):
-    density = salience.create_model("saltr-lite0-scanpath", checkpoint=checkpoint)
+    density = salience.load_checkpoint(checkpoint)
     assert isinstance(density, SaltrDensity)
     image = _image()
     points, probs = density.predict(image)

@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
+from salience.data.conditions import Condition
 from salience.io.images import load_image
-from salience.models.dense.model import fixation_nll_bits
+from salience.models.losses import fixation_nll_bits
 from salience.models.registry import create_model, list_models
 from salience.models.sum import (
     VARIANTS,
-    Condition,
     SumConfig,
     SumSaliency,
     cell_log_density,
@@ -59,9 +59,7 @@ def test_the_density_is_the_softmax_of_the_logits_summed_over_cells():
 def test_gradients_reach_every_parameter_and_only_the_used_tokens():
     torch.manual_seed(0)
     model = SumSaliency(TINY)
-    out = model(
-        torch.rand(2, 3, 64, 64), torch.tensor([Condition.EYE_NATURAL, Condition.ECOMMERCE])
-    )
+    out = model(torch.rand(2, 3, 64, 64), torch.tensor([Condition.EYE_NATURAL, 2]))
     fixation_nll_bits(out["log_density"], [torch.rand(5, 2), torch.rand(3, 2)]).backward()
     for name, param in model.named_parameters():
         assert param.grad is not None and torch.isfinite(param.grad).all(), name
@@ -77,7 +75,7 @@ def test_the_condition_changes_the_prediction():
     model = SumSaliency(TINY).double().eval()  # float64: the fresh model's small effects stand out
     images = torch.rand(2, 3, 64, 64, dtype=torch.float64)
     with torch.no_grad():
-        by_int = model(images, Condition.ECOMMERCE)["saliency"]
+        by_int = model(images, 2)["saliency"]
         by_tensor = model(images, torch.full((2,), 2))["saliency"]
         default = model(images)["saliency"]
         eye = model(images, Condition.EYE_NATURAL)["saliency"]
