@@ -110,7 +110,7 @@ def _read_pages(path: Path, image_dir: Path) -> dict[str, tuple[tuple[int, int],
         actual = image_size(image_path, where)
         if actual != size:
             raise DataFormatError(
-                f"{image_path}: size (height, width) {actual}, {path.name} says {size}"
+                f"{image_path}: size (height, width) {actual}, {path} says {size}"
             )
         pages[page] = (size, _integer(row["n_fixations"], "n_fixations", where))
     if not pages:
@@ -122,9 +122,7 @@ def _is_placeholder(x: float, y: float, duration_ms: float) -> bool:
     return x == -0.5 and y == -0.5 and duration_ms == -1
 
 
-def load_eyevido(
-    root: str | Path, pixels_per_degree: float = EYEVIDO_PIXELS_PER_DEGREE
-) -> Dataset:
+def load_eyevido(root: str | Path, pixels_per_degree: float = EYEVIDO_PIXELS_PER_DEGREE) -> Dataset:
     """Read EYEVIDO into the common form (caveats and geometry in the module docstring).
 
     Placeholder rows and out-of-page fixations are removed; ``Dataset.dropped`` counts both,
@@ -160,7 +158,7 @@ def load_eyevido(
         if listed.get(page, 0) != n_listed:
             raise DataFormatError(
                 f"{fix_path}: {listed.get(page, 0)} rows for page {page!r}, "
-                f"{pages_path.name} lists {n_listed}"
+                f"{pages_path} lists {n_listed}"
             )
     stimuli, outside = [], 0
     for page, (size, _) in pages.items():
@@ -182,6 +180,8 @@ def load_eyevido(
                 scanpaths.append(scanpath)
         stimuli.append(Stimulus(page, root / "images" / f"{page}.jpg", size, tuple(scanpaths)))
     split_path = root / "split.json"
+    if not split_path.is_file():
+        raise DataFormatError(f"{split_path}: file not found (the fixed split by site)")
     splits = read_splits(split_path)
     unknown = sorted({i for ids in splits.values() for i in ids} - set(pages))
     if unknown:
