@@ -31,6 +31,11 @@ def nus_scene_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def eyevido_root() -> Path:
+    return _require(DATA / "eyevido")
+
+
+@pytest.fixture(scope="session")
 def osie(osie_root: Path):
     from salience.data.osie import load_osie
 
@@ -42,6 +47,13 @@ def nus_scene(nus_scene_root: Path):
     from salience.data.nus_scene import load_nus_scene
 
     return load_nus_scene(nus_scene_root)
+
+
+@pytest.fixture(scope="session")
+def eyevido(eyevido_root: Path):
+    from salience.data.eyevido import load_eyevido
+
+    return load_eyevido(eyevido_root)
 
 
 @pytest.fixture(scope="session")

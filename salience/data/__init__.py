@@ -14,6 +14,7 @@ _LOADERS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "osie-mouse-lab": ("salience.data.osie", "load_osie_mouse", {"collection": "mouse_lab"}),
     "osie-mouse-amt": ("salience.data.osie", "load_osie_mouse", {"collection": "mouse_amt"}),
     "nus-scene": ("salience.data.nus_scene", "load_nus_scene", {}),
+    "eyevido": ("salience.data.eyevido", "load_eyevido", {}),
     "salicon": ("salience.data.salicon", "load_salicon", {}),
     "mit1003": ("salience.data.mit1003", "load_mit1003", {}),
     "cat2000": ("salience.data.cat2000", "load_cat2000", {}),

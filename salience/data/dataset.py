@@ -111,7 +111,9 @@ class Dataset:
     """A named list of stimuli with splits and the viewing geometry needed to blur fixations.
 
     ``kind`` says what the fixations are (``"eye"`` or ``"mouse"``); ``dropped`` counts the
-    fixations the loader discarded because they fell outside the image. Datasets whose images
+    fixations the loader discarded because they fell outside the image (or were no fixations,
+    e.g. placeholder rows); ``dropped_by_reason`` splits that count where a loader tells reasons
+    apart. Datasets whose images
     were shown rescaled to one display size set ``image_span_degrees`` (visual angle of the
     image's longer side), so pixels per degree differ per stimulus; see :meth:`ppd`.
     """
@@ -124,6 +126,7 @@ class Dataset:
     kind: str = "eye"
     dropped: int = 0
     image_span_degrees: float | None = None
+    dropped_by_reason: dict[str, int] = field(default_factory=dict)
 
     def ppd(self, stimulus: Stimulus) -> float:
         """Pixels per degree of visual angle for this stimulus, in its own pixels."""
