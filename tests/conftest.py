@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -71,3 +72,15 @@ def tiny_weights(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
     save_file(model.state_dict(), str(path), metadata=checkpoint_metadata(model, "dense-lite0"))
     return path
+
+
+@pytest.fixture(scope="session")
+def small_osie(osie_root: Path, tmp_path_factory) -> Path:
+    """The OSIE folder with a split.json of 60 training and 6 evaluation images."""
+    root = tmp_path_factory.mktemp("osie-small")
+    (root / "stimuli").symlink_to(osie_root / "stimuli")
+    (root / "eye").symlink_to(osie_root / "eye")
+    split = json.loads((osie_root / "split.json").read_text())
+    small = {"train": split["train"][:60], "val": split["val"][:6], "test": split["val"][6:9]}
+    (root / "split.json").write_text(json.dumps(small))
+    return root

@@ -16,18 +16,6 @@ from salience.evaluation.evaluate import METRICS
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def small_osie(osie_root: Path, tmp_path_factory) -> Path:
-    """The OSIE folder with a split.json of 60 training and 6 evaluation images."""
-    root = tmp_path_factory.mktemp("osie-small")
-    (root / "stimuli").symlink_to(osie_root / "stimuli")
-    (root / "eye").symlink_to(osie_root / "eye")
-    split = json.loads((osie_root / "split.json").read_text())
-    small = {"train": split["train"][:60], "val": split["val"][:6], "test": split["val"][6:9]}
-    (root / "split.json").write_text(json.dumps(small))
-    return root
-
-
 def test_eval_baselines_table_and_files(small_osie: Path, tmp_path: Path) -> None:
     out = tmp_path / "res" / "results.json"
     args = [
@@ -85,6 +73,11 @@ def _score_maps(root: Path, maps: Path, ids: list[str], smap: np.ndarray, out: P
             np.save(maps / f"{image_id}.npy", smap)
         else:
             Image.fromarray((smap * 255).astype(np.uint8)).save(maps / f"{image_id}.png")
+    return _score_folder(root, maps, out)
+
+
+def _score_folder(root: Path, maps: Path, out: Path) -> dict:
+    """``salience eval --predictions maps --mode map`` on the test split: its means."""
     result = runner.invoke(
         app,
         [
@@ -120,6 +113,11 @@ def test_eval_predictions_folder(small_osie: Path, tmp_path: Path) -> None:
     assert means["AUC-Judd"] > 0.6 > 0.4 > worse["AUC-Judd"]
     assert means["NSS"] > 0.3 > -0.3 > worse["NSS"]
     assert means["CC"] > worse["CC"]
+
+    # salience predict's <id>_density.npy is read too
+    for path in maps.glob("*.npy"):
+        path.rename(maps / f"{path.stem}_density.npy")
+    assert _score_folder(small_osie, maps, tmp_path / "renamed.json") == pytest.approx(worse)
 
     (maps / f"{split['test'][0]}.png").unlink()
     result = runner.invoke(

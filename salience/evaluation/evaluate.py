@@ -188,7 +188,8 @@ def evaluate(
         missing = [s.id for s in dataset if _prediction_path(predictions, s.id) is None]
         if missing:
             raise FileNotFoundError(
-                f"{predictions}: no map (<id>.npy or <id>.png) for {len(missing)} of "
+                f"{predictions}: no map (<id>.npy, <id>.png or <id>_density.npy) for "
+                f"{len(missing)} of "
                 f"{len(dataset)} images, e.g. {', '.join(missing[:5])}"
             )
     rng = np.random.default_rng(seed)
@@ -277,8 +278,12 @@ def _observer_conditional_metrics(
     return {m: float(np.average([r[m] for r in rows], weights=w)) for m in METRICS}
 
 
+# a map's file name: <id>.npy, <id>.png, or what ``salience predict`` writes
+MAP_SUFFIXES = (".npy", ".png", "_density.npy")
+
+
 def _prediction_path(folder: Path, stimulus_id: str) -> Path | None:
-    for suffix in (".npy", ".png"):
+    for suffix in MAP_SUFFIXES:
         path = folder / f"{stimulus_id}{suffix}"
         if path.is_file():
             return path

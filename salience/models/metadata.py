@@ -10,6 +10,7 @@ missing, damaged or not safetensors, or whose tensors do not fit the model, is a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -89,3 +90,18 @@ def build_config(config_class: type, fields: dict[str, Any], where: str) -> Any:
         return config_class(**fields)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{where}: its config does not describe a model: {exc}") from exc
+
+
+def config_metadata(name: str, key: str, config: Any) -> dict[str, str]:
+    """The metadata recording a model's variant ``name`` and its config dataclass under ``key``."""
+    return {"model": name, key: json.dumps(dataclasses.asdict(config))}
+
+
+def read_config(
+    metadata: dict[str, str], key: str, config_class: type, where: str, **fixed: Any
+) -> Any:
+    """The config dataclass stored by :func:`config_metadata`, with the ``fixed`` fields set
+    (e.g. no download of pretrained weights: a checkpoint holds every weight)."""
+    kind = config_class.__name__.removesuffix("Config")
+    fields = config_fields(metadata, key, where, f"a {kind}")
+    return build_config(config_class, {**fields, **fixed}, where)

@@ -12,19 +12,16 @@ log-likelihood on held-out training images (never on the validation split).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from salience.data.conditions import Condition
 from salience.data.dataset import Dataset
 from salience.io.images import load_image
 from salience.models.registry import create_model
 from salience.models.saltr import SalTR, SetCriterion, weighted_set_loss
 from salience.models.saltr.density import DEFAULT_FLOOR_WEIGHT, SaltrDensity, checkpoint_metadata
-from salience.training.config import ModelConfig
 from salience.training.targets import form_targets
 from salience.training.task import Task, unwrap
 
@@ -99,17 +96,10 @@ class SaltrTask(Task):
     on ordered targets (``model.targets: scanpath``).
     """
 
-    def __init__(
-        self,
-        config: ModelConfig,
-        input_size: tuple[int, int],
-        conditions: Sequence[Condition | int | None] = (None,),
-    ) -> None:
-        super().__init__(config, input_size, conditions)
-        self.sigma_px: float | None = None
-        self.floor_weight = DEFAULT_FLOOR_WEIGHT
-        self.criterion: SetCriterion | None = None
-        self.max_targets = config.max_targets
+    sigma_px: float | None = None  # chosen by calibrate
+    floor_weight: float = DEFAULT_FLOOR_WEIGHT
+    criterion: SetCriterion | None = None  # set by build_model
+    max_targets: int | None = None
 
     def build_model(self) -> SalTR:
         overrides = {**self.config.overrides, "image_size": self.input_size}

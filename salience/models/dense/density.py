@@ -10,8 +10,6 @@ loaded as float32.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +19,9 @@ from salience.data.conditions import Condition, choose, trained_conditions
 from salience.models.dense.model import DenseConfig, DenseSaliency
 from salience.models.density import GridDensity
 from salience.models.metadata import (
-    build_config,
-    config_fields,
+    config_metadata,
     load_state,
+    read_config,
     read_metadata,
     read_tensors,
 )
@@ -31,14 +29,12 @@ from salience.models.metadata import (
 
 def checkpoint_metadata(model: DenseSaliency, name: str) -> dict[str, str]:
     """safetensors metadata describing a dense checkpoint (strings only)."""
-    return {"model": name, "dense_config": json.dumps(dataclasses.asdict(model.config))}
+    return config_metadata(name, "dense_config", model.config)
 
 
 def config_from_metadata(metadata: dict[str, str], where: str) -> DenseConfig:
     """The :class:`DenseConfig` stored by :func:`checkpoint_metadata`."""
-    fields = config_fields(metadata, "dense_config", where, "a dense-model")
-    fields["backbone_pretrained"] = False  # the checkpoint holds every weight
-    return build_config(DenseConfig, fields, where)
+    return read_config(metadata, "dense_config", DenseConfig, where, backbone_pretrained=False)
 
 
 def load_network(path: str | Path) -> tuple[DenseSaliency, dict[str, str]]:

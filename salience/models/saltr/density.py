@@ -14,7 +14,6 @@ parameters (see :func:`checkpoint_metadata`).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from salience.models.base import DensityModel
 from salience.models.metadata import (
     build_config,
     config_fields,
+    config_metadata,
     load_state,
     read_metadata,
     read_tensors,
@@ -53,8 +53,7 @@ def checkpoint_metadata(
         "floor_weight": DEFAULT_FLOOR_WEIGHT if floor_weight is None else floor_weight,
     }
     return {
-        "model": name,
-        "saltr_config": json.dumps(dataclasses.asdict(model.config)),
+        **config_metadata(name, "saltr_config", model.config),
         "postprocess": json.dumps(postprocess),
     }
 

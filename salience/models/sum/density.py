@@ -10,8 +10,6 @@ conditions, so the file alone rebuilds the model.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +18,9 @@ import torch
 from salience.data.conditions import Condition, choose, trained_conditions
 from salience.models.density import GridDensity
 from salience.models.metadata import (
-    build_config,
-    config_fields,
+    config_metadata,
     load_state,
+    read_config,
     read_metadata,
     read_tensors,
 )
@@ -31,15 +29,13 @@ from salience.models.sum.model import LiteEncoder, SumConfig, SumSaliency
 
 def checkpoint_metadata(model: SumSaliency, name: str) -> dict[str, str]:
     """safetensors metadata describing a SUM checkpoint (strings only)."""
-    return {"model": name, "sum_config": json.dumps(dataclasses.asdict(model.config))}
+    return config_metadata(name, "sum_config", model.config)
 
 
 def config_from_metadata(metadata: dict[str, str], where: str) -> SumConfig:
     """The :class:`SumConfig` stored by :func:`checkpoint_metadata`."""
-    fields = config_fields(metadata, "sum_config", where, "a SUM")
-    fields["encoder_pretrained"] = False  # the checkpoint holds every weight
-    fields["encoder_checkpoint"] = None
-    return build_config(SumConfig, fields, where)
+    fixed = {"encoder_pretrained": False, "encoder_checkpoint": None}  # the file holds every weight
+    return read_config(metadata, "sum_config", SumConfig, where, **fixed)
 
 
 class SumDensity(GridDensity):
