@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,13 +135,15 @@ def _image_metrics(
 
     In map mode the map (the density, or ``given_map``) is scored as given and IG and LL come
     from ``log_density``; in probabilistic mode each metric scores its optimal map. The center
-    bias ``baseline`` is the reference of IG and the negatives' distribution of sAUC.
+    bias ``baseline`` is the reference of IG and the negatives' distribution of sAUC. With no
+    negatives (no other image of the dataset has fixations) sAUC is undefined: NaN.
     """
+    has_negatives = len(other_xs) > 0
     common = {
         "ref_map": reference,
         "sigma_px": sigma_px,
-        "other_xs": other_xs,
-        "other_ys": other_ys,
+        "other_xs": other_xs if has_negatives else None,
+        "other_ys": other_ys if has_negatives else None,
         "rng": rng,
     }
     if mode == "map":
@@ -158,6 +161,8 @@ def _image_metrics(
             shuffled_log_density=baseline,
             **common,
         )
+    if not has_negatives:
+        values["auc_shuffled"] = math.nan
     return {_NAMES[k]: float(v) for k, v in values.items() if k in _NAMES}
 
 

@@ -16,10 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-
 # How writers say "disk full" without an errno: numpy's short write ("307200 requested and 64480
 # written"), safetensors ("No space left on device (os error 28)").
-_FULL_MESSAGES = re.compile(r"\d+ requested and \d+ written|no space left on device|os error 28", re.I)
+_FULL_MESSAGES = re.compile(
+    r"\d+ requested and \d+ written|no space left on device|os error 28", re.I
+)
 
 
 class DiskFullError(OSError):

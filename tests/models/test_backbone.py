@@ -14,6 +14,7 @@ from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
 from salience.io.images import load_image
+from salience.models import backbone as bb
 from salience.models.backbone import (
     LITE_WEIGHT_PACKAGES,
     Backbone,
@@ -26,7 +27,6 @@ from salience.models.backbone import (
 from salience.models.dense import DenseDensity, DenseSaliency, shipped_weights
 from salience.models.dense.density import config_from_metadata
 from salience.models.metadata import read_metadata
-from salience.models import backbone as bb
 
 BATCH_NORMS = (FrozenBatchNormAct2d, FrozenBatchNorm2d, nn.BatchNorm2d)
 
