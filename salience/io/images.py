@@ -184,22 +184,27 @@ def _decode(
             f"{max(width, height) / min(width, height):.0f}:1, more than the {max_aspect:g}:1 "
             "allowed (pass max_aspect=None to accept it)"
         )
-    orientation = im.getexif().get(0x0112, 1)
-    upright = (width, height) if orientation in _SWAPPING_ORIENTATIONS else (height, width)
     if max_pixels is None or width * height <= max_pixels:
         im.load()
-        return DecodedImage(to_rgb_array(ImageOps.exif_transpose(im)), upright)
-    target = fit_size(upright, max_pixels)
+        rgb = to_rgb_array(ImageOps.exif_transpose(im))
+        return DecodedImage(rgb, rgb.shape[:2])
     if im.format in ("JPEG", "MPO"):
         # the decoder scales by 1/2, 1/4 or 1/8 while decoding, to no less than asked
         im.draft(None, fit_size((height, width), max_pixels)[::-1])
         im.load()
         rgb = to_rgb_array(ImageOps.exif_transpose(im))
+        swapped = im.getexif().get(0x0112, 1) in _SWAPPING_ORIENTATIONS  # from the header
     elif im.format in _STREAMED_FORMATS:
-        rgb = to_rgb_array(_vips_reduced(path, target[1] / upright[1]))
+        # Pillow finds a PNG's EXIF only by decoding every pixel: libvips reads the orientation
+        rgb, orientation = _vips_reduced(path, math.sqrt(max_pixels / (width * height)))
+        rgb = to_rgb_array(rgb)
+        swapped = orientation in _SWAPPING_ORIENTATIONS
     else:  # no reduce-on-load for this format: decode whole, then reduce
         im.load()
         rgb = to_rgb_array(ImageOps.exif_transpose(im))
+        swapped = rgb.shape[:2] != (height, width)
+    upright = (width, height) if swapped else (height, width)
+    target = fit_size(upright, max_pixels)
     if rgb.shape[:2] != target:
         rgb = np.asarray(Image.fromarray(rgb).resize(target[::-1], Image.Resampling.BILINEAR))
     return DecodedImage(rgb, upright)
@@ -215,13 +220,16 @@ def _vips() -> Any:
     return pyvips
 
 
-def _vips_reduced(path: Path, scale: float) -> np.ndarray:
-    """The image scaled by ``scale`` (< 1), upright, decoded row by row: an array in the file's
-    own sample type (uint8, uint16, float32): gray, RGB or RGBA, for :func:`to_rgb_array`."""
+def _vips_reduced(path: Path, scale: float) -> tuple[np.ndarray, int]:
+    """The image scaled by ``scale`` (< 1), upright, decoded row by row, and the EXIF
+    orientation it had: an array in the file's own sample type (uint8, uint16, float32), gray,
+    RGB or RGBA, for :func:`to_rgb_array`."""
     pyvips = _vips()
     try:
         source = pyvips.Source.new_from_file(str(path))  # no filename option parsing
         image = pyvips.Image.new_from_source(source, "", access="sequential", fail_on="truncated")
+        fields = image.get_fields()
+        orientation = int(image.get("orientation")) if "orientation" in fields else 1
         if image.interpretation == "cmyk":
             image = image.colourspace("srgb")
         if image.hasalpha():  # average colours weighted by opacity: no dark fringes
@@ -236,4 +244,4 @@ def _vips_reduced(path: Path, scale: float) -> np.ndarray:
         raise ImageReadError(f"{path}: not a readable image ({reason})") from exc
     if array.ndim == 3 and array.shape[2] == 2:  # gray and alpha -> RGBA
         array = array[:, :, [0, 0, 0, 1]]
-    return array
+    return array, orientation
