@@ -42,6 +42,12 @@ METRICS = ("AUC-Judd", "AUC-Borji", "sAUC", "NSS", "CC", "KL", "SIM", "IG", "LL"
 MODES = ("map", "probabilistic")
 
 
+def _mean_of_defined(values: list[float]) -> float:
+    """Mean over the values that are not NaN; NaN (quietly) when none is."""
+    defined = [v for v in values if not math.isnan(v)]
+    return float(np.mean(defined)) if defined else math.nan
+
+
 @dataclass
 class EvaluationResult:
     """Per-image metrics of one model on one dataset split, and their means."""
@@ -53,12 +59,7 @@ class EvaluationResult:
     means: dict[str, float] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.means = {
-            m: float(np.nanmean([v[m] for v in self.per_image.values()]))
-            if self.per_image
-            else float("nan")
-            for m in METRICS
-        }
+        self.means = {m: _mean_of_defined([v[m] for v in self.per_image.values()]) for m in METRICS}
 
     def to_dict(self) -> dict:
         return {
