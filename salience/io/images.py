@@ -78,6 +78,8 @@ def to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
             rgba = image.convert("RGBA")
             white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
             return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+        if image.mode == "RGB":
+            return np.asarray(image)  # no converted copy
         try:
             return np.asarray(image.convert("RGB"))
         except ValueError as exc:
@@ -186,14 +188,14 @@ def _decode(
         )
     if max_pixels is None or width * height <= max_pixels:
         im.load()
-        rgb = to_rgb_array(ImageOps.exif_transpose(im))
+        rgb = to_rgb_array(_upright(im))
         return DecodedImage(rgb, rgb.shape[:2])
     if im.format in ("JPEG", "MPO"):
         # the decoder scales by 1/2, 1/4 or 1/8 while decoding, to no less than asked
         im.draft(None, fit_size((height, width), max_pixels)[::-1])
         im.load()
-        rgb = to_rgb_array(ImageOps.exif_transpose(im))
         swapped = im.getexif().get(0x0112, 1) in _SWAPPING_ORIENTATIONS  # from the header
+        rgb = to_rgb_array(_upright(im))
     elif im.format in _STREAMED_FORMATS:
         # Pillow finds a PNG's EXIF only by decoding every pixel: libvips reads the orientation
         rgb, orientation = _vips_reduced(path, math.sqrt(max_pixels / (width * height)))
@@ -201,13 +203,19 @@ def _decode(
         swapped = orientation in _SWAPPING_ORIENTATIONS
     else:  # no reduce-on-load for this format: decode whole, then reduce
         im.load()
-        rgb = to_rgb_array(ImageOps.exif_transpose(im))
+        rgb = to_rgb_array(_upright(im))
         swapped = rgb.shape[:2] != (height, width)
     upright = (width, height) if swapped else (height, width)
     target = fit_size(upright, max_pixels)
     if rgb.shape[:2] != target:
         rgb = np.asarray(Image.fromarray(rgb).resize(target[::-1], Image.Resampling.BILINEAR))
     return DecodedImage(rgb, upright)
+
+
+def _upright(im: Image.Image) -> Image.Image:
+    """``im`` turned per its EXIF orientation, without a copy when it needs no turning."""
+    ImageOps.exif_transpose(im, in_place=True)
+    return im
 
 
 @cache
