@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from salience.data import DataFormatError, dataset_names, load_dataset
+from salience.data import DataFormatError, dataset_names, load_dataset, parse_dataset_options
 from salience.data.conditions import KINDS
 from salience.evaluation.evaluate import (
     METRICS,
@@ -158,6 +158,21 @@ def eval_command(
         ),
     ] = None,
     condition: ConditionOption = None,
+    pixels_per_degree: Annotated[
+        float | None,
+        typer.Option(
+            help="Pixels per degree of visual angle in the experiment: needed for --dataset csv, "
+            "overrides the known geometry of the others."
+        ),
+    ] = None,
+    dataset_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A reader's own option as KEY=VALUE; repeatable. csv: images (folder), kind "
+            "(eye or mouse); salicon: annotations (JSON file), images; mit1003: "
+            "include_initial_fixation (true/false)."
+        ),
+    ] = None,
 ) -> None:
     """Score models or a folder of maps on a dataset split: one row per model."""
     if mode not in MODES:
@@ -165,11 +180,12 @@ def eval_command(
     if not model and predictions is None and checkpoint is None:
         model = ["center-bias", "gold-standard"]
     try:
-        data = load_dataset(dataset, root)
+        options = parse_dataset_options(dataset, dataset_option or [])
+        data = load_dataset(dataset, root, pixels_per_degree, **options)
         evaluated = data.split(split)
         fit_data = data.split(fit_split)
-    except (DataFormatError, KeyError, FileNotFoundError) as exc:
-        _fail(str(exc))
+    except (DataFormatError, ValueError, KeyError, FileNotFoundError) as exc:
+        _fail(str(exc).strip("'\""))
     console.print(
         f"{data.name}: {len(evaluated)} images in split {split!r}, "
         f"{sum(s.n_fixations for s in evaluated)} fixations"
@@ -182,7 +198,15 @@ def eval_command(
         console.print(f"[yellow]no split {tune_split!r}: gold standard tuned on {split!r}[/yellow]")
         return evaluated
 
-    center_bias, gold, ig_gold = fit_references(fit_data, tuning_data(), evaluated)
+    try:
+        center_bias, gold, ig_gold = fit_references(fit_data, tuning_data(), evaluated)
+    except ValueError as exc:
+        _fail(f"split {fit_split!r}: {exc}")
+    if not gold.tuned:
+        console.print(
+            "[yellow]no image with two observers to tune the gold standard on: it keeps its "
+            "default bandwidth[/yellow]"
+        )
     if ig_gold is None:  # no image with two observers: nothing is explainable
         ig_gold = float("nan")
 

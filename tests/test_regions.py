@@ -248,3 +248,17 @@ def test_check_regions_rejects_duplicates_and_nothing() -> None:
         check_regions([parse_region("x:1,1,2,2"), parse_region("x:5,5,2,2")])
     with pytest.raises(RegionError, match="no regions"):
         check_regions([])
+
+
+def test_concave_outlines_are_not_taken_for_crossing_ones() -> None:
+    u_shape = ((0, 0), (3, 0), (3, 5), (7, 5), (7, 0), (10, 0), (10, 10), (0, 10))
+    assert Region("u", "polygon", u_shape).area() == 80.0
+    star = tuple(
+        (10 + (9 if k % 2 == 0 else 4) * np.cos(k * np.pi / 5),
+         10 + (9 if k % 2 == 0 else 4) * np.sin(k * np.pi / 5))
+        for k in range(10)
+    )  # fmt: skip
+    assert Region("star", "polygon", star).mask((20, 20)).sum() > 50
+    pentagram = tuple(star[k] for k in (0, 4, 8, 2, 6))  # the same tips joined across
+    with pytest.raises(RegionError, match="crosses itself"):
+        Region("pentagram", "polygon", pentagram)

@@ -80,6 +80,14 @@ class Region:
                 f"region {self.name!r}: a rect needs its 4 axis-aligned corners clockwise from "
                 f"the top-left (build it with Region.rect), got {list(self.points)}"
             )
+        crossing = _first_crossing(vertices) if self.kind == "polygon" else None
+        if crossing is not None:
+            i, j = crossing
+            raise RegionError(
+                f"region {self.name!r}: the outline crosses itself (edge {i + 1}, from vertex "
+                f"{i + 1} to {i + 2}, meets edge {j + 1}); list the vertices in order around "
+                "the region, or split it into regions that do not cross"
+            )
         if self.area() == 0.0:
             raise RegionError(f"region {self.name!r}: the outline has zero area")
 
@@ -143,6 +151,37 @@ def _is_rect(v: np.ndarray) -> bool:
         return False
     (x0, y0), (x1, y1), (x2, y2), (x3, y3) = v
     return bool(x0 == x3 and x1 == x2 and y0 == y1 and y2 == y3)
+
+
+def _first_crossing(vertices: np.ndarray) -> tuple[int, int] | None:
+    """The first pair (i, j), i < j, of non-adjacent outline edges that touch or cross, or None.
+
+    Edge k runs from vertex k to vertex k + 1 (the last back to the first). Two segments meet
+    when each one's end points are not strictly on one side of the other's line, and their
+    bounding boxes overlap (which settles collinear ones).
+    """
+    m = len(vertices)
+    start = vertices  # (m, 2)
+    end = np.roll(vertices, -1, axis=0)  # (m, 2)
+    i, j = np.triu_indices(m, k=2)  # pairs that are not neighbours along the outline ...
+    keep = ~((i == 0) & (j == m - 1))  # ... the first and last edges are neighbours too
+    i, j = i[keep], j[keep]
+
+    def side(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """Sign of the cross product (b - a) x (c - a): which side of line a-b point c is on."""
+        return np.sign(
+            (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+        )
+
+    p1, p2, p3, p4 = start[i], end[i], start[j], end[j]  # (pairs, 2) each
+    straddle = (side(p1, p2, p3) * side(p1, p2, p4) <= 0) & (
+        side(p3, p4, p1) * side(p3, p4, p2) <= 0
+    )
+    low_i, high_i = np.minimum(p1, p2), np.maximum(p1, p2)
+    low_j, high_j = np.minimum(p3, p4), np.maximum(p3, p4)
+    boxes = ((low_i <= high_j) & (low_j <= high_i)).all(axis=1)
+    hits = np.nonzero(straddle & boxes)[0]
+    return (int(i[hits[0]]), int(j[hits[0]])) if len(hits) else None
 
 
 def _polygon_mask(vertices: np.ndarray, size: Size) -> np.ndarray:

@@ -5,22 +5,29 @@ The training set (``trainSet.zip`` of the MIT saliency benchmark) is laid out as
 
     Stimuli/<Category>/<n>.jpg         1920x1080 images, 20 categories
     FIXATIONMAPS/<Category>/<n>.jpg    blurred fixation maps (not read here)
-    FIXATIONLOCS/<Category>/<n>.mat    variable ``fixLocs``: image-sized binary map, 1 = fixated
+    FIXATIONLOCS/<Category>/<n>.mat    every observer's fixations pooled in one binary map
+    allFixData.mat                     the fixations of each observer, in order
 
-(``<n>`` is zero-padded, e.g. ``Action/001``; the benchmark's own CAT2000 evaluation script reads
-``fixLocs`` this way.) ``fixLocs`` pools every observer of the image: a nonzero entry at 1-based
-(row r, column c) is a fixation at x = c - 1, y = r - 1. It holds neither observer nor order nor
-duration. Per-observer fixation trains exist only in ``allFixData.mat``, a MATLAB
-``containers.Map`` that scipy cannot decode (pysaliency runs MATLAB to unpack it), so each image
-gets a single scanpath of observer :data:`UNKNOWN_OBSERVER` holding its fixated pixels in raster
-order (row by row), durations unknown. Stimuli without a ``FIXATIONLOCS`` file (the test set)
-are not loaded.
+(``<n>`` is zero-padded, e.g. ``Action/001``.) Only ``allFixData.mat`` tells observers apart, and
+the gold standard (leave one observer out) needs them, so it is what this reader reads; the pooled
+``FIXATIONLOCS`` maps are not used. It holds ``allData``, a MATLAB ``containers.Map`` from the
+image's path under ``Stimuli`` (``Action/001.jpg``) to a cell of structs, one per observer and
+image, each with ``name`` (the recording, ``<session>-<n>-<observer>.eye``) and ``data`` (one row
+per fixation in viewing order: x, y in 1-based pixels, then columns not read here). scipy cannot
+decode a ``containers.Map`` (pysaliency runs MATLAB to unpack it); mat-io can (the optional extra
+``cat2000``: it brings pandas along).
+
+As in pysaliency's version 1.1 of this dataset, a fixation repeating its predecessor's exact
+position is a duplicate of it and is removed. Durations are unknown (NaN).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,8 +36,8 @@ from salience.data.dataset import (
     Dataset,
     Scanpath,
     Stimulus,
+    drop_outside,
     image_size,
-    read_mat,
     read_splits,
 )
 
@@ -39,30 +46,90 @@ from salience.data.dataset import (
 _SCREEN_WIDTH_CM = 42 * 2.54 * 16 / math.hypot(16, 9)
 CAT2000_PIXELS_PER_DEGREE = 1920 / _SCREEN_WIDTH_CM * 106 * math.tan(math.radians(1))
 
-UNKNOWN_OBSERVER = "unknown"
+FIXATION_FILE = "allFixData.mat"
 
 
-def _fixation_map(path: Path) -> np.ndarray:
-    """The ``fixLocs`` map of one ``.mat`` file as a 2-D float array."""
-    mat = read_mat(path)
-    if "fixLocs" not in mat:
-        found = sorted(k for k in mat if not k.startswith("__"))
-        raise DataFormatError(f"{path}: no variable 'fixLocs' (found {found})")
+def _records(value: object) -> Iterator[np.void]:
+    """Every struct with ``name`` and ``data`` in a (nested) cell or struct array."""
+    array = np.asarray(value)
+    if array.dtype.names is not None:
+        if {"name", "data"} <= set(array.dtype.names):
+            yield from array.reshape(-1)
+        return
+    if array.dtype == object:
+        for item in array.reshape(-1):
+            yield from _records(item)
+
+
+def _text(value: object) -> str:
+    """A MATLAB char array (possibly wrapped in 1x1 arrays) as a str."""
+    array = np.asarray(value).reshape(-1)
+    return "".join(str(v) for v in array).strip()
+
+
+def _observer(recording: str) -> str:
+    """``<session>-<n>-<observer>.eye`` -> ``<observer>``; other names are kept whole."""
+    stem = recording.removesuffix(".eye")
+    return stem.rsplit("-", 1)[-1] if "-" in stem else stem
+
+
+def _scanpath(record: np.void, where: str) -> Scanpath:
+    """One observer's fixations, 0-based, consecutive duplicates removed."""
+    recording = _text(record["name"])
+    if not recording:
+        raise DataFormatError(f"{where}: a record with an empty 'name'")
     try:
-        locs = np.asarray(mat["fixLocs"], dtype=np.float64)
+        data = np.asarray(record["data"], dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise DataFormatError(f"{path}: fixLocs is not numeric ({exc})") from exc
-    if locs.ndim != 2:
-        raise DataFormatError(f"{path}: fixLocs must be a 2-D map, got shape {locs.shape}")
-    if not np.isfinite(locs).all():
-        raise DataFormatError(f"{path}: fixLocs contains NaN or infinite values")
-    return locs
+        raise DataFormatError(f"{where}, {recording}: 'data' is not numeric ({exc})") from exc
+    if data.size == 0:
+        data = np.zeros((0, 2))
+    if data.ndim != 2 or data.shape[1] < 2:
+        raise DataFormatError(
+            f"{where}, {recording}: 'data' must have one row per fixation with x, y in the first "
+            f"two columns, got shape {data.shape}"
+        )
+    x, y = data[:, 0] - 1.0, data[:, 1] - 1.0
+    repeat = np.zeros(len(x), dtype=bool)
+    repeat[1:] = (x[1:] == x[:-1]) & (y[1:] == y[:-1])
+    x, y = x[~repeat], y[~repeat]
+    return Scanpath(_observer(recording), x, y, np.full(len(x), np.nan))
 
 
-def _order(path: Path) -> tuple[str, float, str]:
+def _order(stimulus_id: str) -> tuple[str, float, str]:
     """Sort key: category, then image number (``2`` before ``10``)."""
-    stem = path.stem
-    return path.parent.name, float(stem) if stem.isdigit() else math.inf, stem
+    category, _, stem = stimulus_id.rpartition("/")
+    return category, float(stem) if stem.isdigit() else math.inf, stem
+
+
+def _read_map(path: Path) -> Any:
+    """The ``allData`` map of ``allFixData.mat``: image path -> cell of observer records."""
+    try:
+        with warnings.catch_warnings():  # pandas, imported by mat-io, warns about its options
+            warnings.simplefilter("ignore")
+            from matio import load_from_mat
+            from matio.utils import MatlabContainerMap
+            from matio.utils.matclass import MatReadError
+    except ModuleNotFoundError as exc:
+        raise DataFormatError(
+            f"{path}: reading CAT2000 needs mat-io (pip install 'salience[cat2000]')"
+        ) from exc
+    if not path.is_file():
+        raise DataFormatError(
+            f"{path}: file not found (CAT2000's per-observer fixations are in trainSet/"
+            f"{FIXATION_FILE})"
+        )
+    try:
+        mat = load_from_mat(path)
+    except (MatReadError, OSError, ValueError, TypeError, KeyError, IndexError) as exc:
+        raise DataFormatError(f"{path}: not a readable MATLAB file ({exc})") from exc
+    data = mat.get("allData")
+    if not isinstance(data, MatlabContainerMap):
+        found = sorted(k for k in mat if not k.startswith("__"))
+        raise DataFormatError(
+            f"{path}: expected a containers.Map named 'allData' (found variables {found})"
+        )
+    return data
 
 
 def load_cat2000(
@@ -70,45 +137,38 @@ def load_cat2000(
     pixels_per_degree: float = CAT2000_PIXELS_PER_DEGREE,
     name: str = "cat2000",
 ) -> Dataset:
-    """Read CAT2000 from ``root`` (``trainSet/``: ``Stimuli/`` and ``FIXATIONLOCS/``).
+    """Read CAT2000 from ``root`` (``trainSet/``: ``Stimuli/`` and ``allFixData.mat``).
 
-    Stimulus ids are ``<Category>/<n>``. A ``FIXATIONLOCS`` file whose image is missing, or whose
-    map is not the image's size, is an error. The map cannot place a fixation outside the
-    image, so ``Dataset.dropped`` is always 0. ``split.json`` in ``root``, if present, gives the
-    splits.
+    Stimulus ids are ``<Category>/<n>``, one scanpath per observer. A map key whose image is
+    missing is an error. Fixations outside the image (or not finite) are dropped and counted
+    in ``Dataset.dropped``. ``split.json`` in ``root``, if present, gives the splits.
     """
     root = Path(root)
-    loc_dir, image_dir = root / "FIXATIONLOCS", root / "Stimuli"
-    if not loc_dir.is_dir():
-        raise DataFormatError(f"{loc_dir}: folder not found")
-    mat_paths = sorted(
-        (p for p in loc_dir.glob("*/*.mat") if not p.name.startswith(".")), key=_order
-    )
-    if not mat_paths:
-        raise DataFormatError(f"{loc_dir}: no <Category>/<n>.mat files")
-    stimuli = []
-    for mat_path in mat_paths:
-        category = mat_path.parent.name
-        image_path = image_dir / category / f"{mat_path.stem}.jpg"
-        size = image_size(image_path)
-        locs = _fixation_map(mat_path)
-        if locs.shape != size:
-            raise DataFormatError(
-                f"{mat_path}: fixLocs is {locs.shape[0]}x{locs.shape[1]} but {image_path} "
-                f"is {size[0]}x{size[1]} (height x width)"
-            )
-        rows, cols = np.nonzero(locs)
-        scanpaths = ()
-        if len(rows):
-            scanpaths = (
-                Scanpath(
-                    UNKNOWN_OBSERVER,
-                    cols.astype(np.float64),
-                    rows.astype(np.float64),
-                    np.full(len(rows), np.nan),
-                ),
-            )
-        stimuli.append(Stimulus(f"{category}/{mat_path.stem}", image_path, size, scanpaths))
+    path = root / FIXATION_FILE
+    image_dir = root / "Stimuli"
+    by_id: dict[str, Stimulus] = {}
+    dropped = 0
+    for key, value in _read_map(path).items():
+        relative = str(key).replace("\\", "/").strip("/")
+        category, _, file_name = relative.rpartition("/")
+        if not category or not file_name:
+            raise DataFormatError(f"{path}: key {key!r} is not <Category>/<image file>")
+        stem = Path(file_name).stem
+        stimulus_id = f"{category}/{stem}"
+        if stimulus_id in by_id:
+            raise DataFormatError(f"{path}: image {stimulus_id} appears under two keys")
+        image_path = image_dir / category / f"{stem}.jpg"
+        size = image_size(image_path, f"{path}, key {key!r}")
+        scanpaths = []
+        for record in _records(value):
+            scanpath, n_out = drop_outside(_scanpath(record, f"{path}, key {key!r}"), size)
+            dropped += n_out
+            if scanpath is not None and len(scanpath):
+                scanpaths.append(scanpath)
+        by_id[stimulus_id] = Stimulus(stimulus_id, image_path, size, tuple(scanpaths))
+    if not by_id:
+        raise DataFormatError(f"{path}: 'allData' holds no image")
+    stimuli = [by_id[i] for i in sorted(by_id, key=_order)]
     split_path = root / "split.json"
     splits = read_splits(split_path) if split_path.is_file() else {}
-    return Dataset(name, root, stimuli, pixels_per_degree, splits, kind="eye")
+    return Dataset(name, root, stimuli, pixels_per_degree, splits, kind="eye", dropped=dropped)

@@ -146,6 +146,8 @@ def load_csv(
         raise DataFormatError(f"{path}: file not found") from exc
     except (UnicodeDecodeError, csv.Error) as exc:
         raise DataFormatError(f"{path}: not a readable UTF-8 CSV file ({exc})") from exc
+    if not rows:
+        raise DataFormatError(f"{path}: no fixations, only a header row")
     stimuli = []
     dropped = 0
     for image, by_observer in rows.items():

@@ -10,6 +10,8 @@ milliseconds) into this form, so everything downstream sees one convention.
 from __future__ import annotations
 
 import json
+import struct
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -247,12 +249,21 @@ def image_size(path: Path, where: str | None = None) -> tuple[int, int]:
     """(height, width) of an image file from its header alone; ``where`` prefixes errors."""
     prefix = f"{where}: " if where else ""
     try:
-        with Image.open(path) as im:
-            width, height = im.size
+        with warnings.catch_warnings():
+            # the size alone is read here; whoever decodes the pixels judges it
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
     except FileNotFoundError as exc:
         raise DataFormatError(f"{prefix}{path}: image file not found") from exc
-    except OSError as exc:
+    except IsADirectoryError as exc:
+        raise DataFormatError(f"{prefix}{path}: is a folder, not an image file") from exc
+    except Image.DecompressionBombError as exc:
+        raise DataFormatError(f"{prefix}{path}: image too large ({exc})") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         raise DataFormatError(f"{prefix}{path}: not a readable image ({exc})") from exc
+    if width < 1 or height < 1:
+        raise DataFormatError(f"{prefix}{path}: declares an empty {width}x{height} image")
     return height, width
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,12 @@ METRICS = ("AUC-Judd", "AUC-Borji", "sAUC", "NSS", "CC", "KL", "SIM", "IG", "LL"
 MODES = ("map", "probabilistic")
 
 
+def _mean_of_defined(values: list[float]) -> float:
+    """Mean over the values that are not NaN; NaN (quietly) when none is."""
+    defined = [v for v in values if not math.isnan(v)]
+    return float(np.mean(defined)) if defined else math.nan
+
+
 @dataclass
 class EvaluationResult:
     """Per-image metrics of one model on one dataset split, and their means."""
@@ -52,12 +59,7 @@ class EvaluationResult:
     means: dict[str, float] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.means = {
-            m: float(np.nanmean([v[m] for v in self.per_image.values()]))
-            if self.per_image
-            else float("nan")
-            for m in METRICS
-        }
+        self.means = {m: _mean_of_defined([v[m] for v in self.per_image.values()]) for m in METRICS}
 
     def to_dict(self) -> dict:
         return {
@@ -134,13 +136,15 @@ def _image_metrics(
 
     In map mode the map (the density, or ``given_map``) is scored as given and IG and LL come
     from ``log_density``; in probabilistic mode each metric scores its optimal map. The center
-    bias ``baseline`` is the reference of IG and the negatives' distribution of sAUC.
+    bias ``baseline`` is the reference of IG and the negatives' distribution of sAUC. With no
+    negatives (no other image of the dataset has fixations) sAUC is undefined: NaN.
     """
+    has_negatives = len(other_xs) > 0
     common = {
         "ref_map": reference,
         "sigma_px": sigma_px,
-        "other_xs": other_xs,
-        "other_ys": other_ys,
+        "other_xs": other_xs if has_negatives else None,
+        "other_ys": other_ys if has_negatives else None,
         "rng": rng,
     }
     if mode == "map":
@@ -158,6 +162,8 @@ def _image_metrics(
             shuffled_log_density=baseline,
             **common,
         )
+    if not has_negatives:
+        values["auc_shuffled"] = math.nan
     return {_NAMES[k]: float(v) for k, v in values.items() if k in _NAMES}
 
 

@@ -157,9 +157,21 @@ class CenterBiasKDE(DensityModel):
         return density / density.sum()
 
     def fit(self, train: Dataset, val: Dataset | None = None) -> None:
+        """Fit the histogram to ``train``'s fixations; with two or more images holding fixations,
+        choose bandwidth and uniform weight by cross-validation, else keep the current ones."""
+        with_fixations = [s.id for s in train if s.n_fixations]
+        if not with_fixations:
+            raise ValueError(f"{train.name}: no fixations to fit a center bias to")
+        if len(with_fixations) >= 2:
+            self.params = self._cross_validated(train.subset(with_fixations))
+        xs, ys = _normalized_positions(train)
+        self._hist = self._histogram(xs, ys)
+        self._cache.clear()
+
+    def _cross_validated(self, train: Dataset) -> _CenterBiasFit:
+        """Bandwidth and uniform weight of the best 5-fold log-likelihood (``train``: two or
+        more images, each with fixations)."""
         n = len(train)
-        if n < 2:
-            raise ValueError(f"{train.name}: need at least 2 images to fit a center bias")
         folds = np.arange(n) % 5
         per_image = [np.stack(_normalized_positions(train.subset([s.id]))) for s in train]
         best, best_ll = None, -np.inf
@@ -190,10 +202,7 @@ class CenterBiasKDE(DensityModel):
                 best_ll = ll[k] / count
                 best = _CenterBiasFit(bandwidth, self.uniform_weights[k])
         assert best is not None
-        self.params = best
-        xs, ys = _normalized_positions(train)
-        self._hist = self._histogram(xs, ys)
-        self._cache.clear()
+        return best
 
     def log_density(self, image: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
         if size not in self._cache:
@@ -232,6 +241,7 @@ class GoldStandard(ObserverConditionalModel):
         uniform_weight: float = 1e-3,
     ):
         self.params = _GoldFit(bandwidth_deg, center_bias_weight, uniform_weight)
+        self.tuned = False  # whether fit_tuning chose the parameters (else the defaults hold)
         self.center_bias = CenterBiasKDE()
         self.pixels_per_degree: float = 24.0
         self._dataset: Dataset | None = None
@@ -298,6 +308,7 @@ class GoldStandard(ObserverConditionalModel):
                         best_ll, best = ll, _GoldFit(bandwidth, wc, wu)
         assert best is not None
         self.params = best
+        self.tuned = True
 
     def use_geometry_of(self, dataset: Dataset) -> None:
         """Take pixels-per-degree from ``dataset`` (the one being evaluated)."""
@@ -342,12 +353,18 @@ def fit_references(
     """The two ends of the explainable-IG scale for scoring ``evaluated``: the center bias fitted
     on ``train``, the gold standard tuned on ``tune`` (with ``evaluated``'s geometry), and the
     gold standard's mean IG over ``evaluated``'s images with two or more observers (None if
-    there are none)."""
+    there are none).
+
+    When no image of ``tune`` has two observers the gold standard cannot be tuned: it keeps its
+    default parameters and ``gold.tuned`` is False, for the caller to say so. A ``train`` without
+    fixations is a ValueError naming it.
+    """
     center_bias = CenterBiasKDE()
     center_bias.fit(train)
     gold = GoldStandard()
     gold.center_bias = center_bias
-    gold.fit_tuning(tune)
+    if any(len(s.scanpaths) >= 2 for s in tune):
+        gold.fit_tuning(tune)
     gold.use_geometry_of(evaluated)
     gains = [gold.information_gain(s, center_bias) for s in evaluated if len(s.scanpaths) >= 2]
     return center_bias, gold, float(np.mean(gains)) if gains else None

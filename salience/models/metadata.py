@@ -21,51 +21,70 @@ from torch import Tensor, nn
 
 
 class CheckpointError(ValueError):
-    """A weight file that cannot be used; the message names the file and the reason."""
+    """A weights file that cannot be used: missing, damaged, or not for this model; the message
+    names the file and the problem."""
+
+
+def _checked(path: str | Path) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a .safetensors weights file")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    return path
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
     """The metadata of a safetensors file ({} if it has none)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
+    path = _checked(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             return f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
 
 
 def read_tensors(path: str | Path) -> dict[str, Tensor]:
-    """Every tensor of a safetensors file, as float32 where it holds floating point (shipped
-    files are float16)."""
+    """Every tensor of a safetensors file, on the CPU, as float32 where it holds floating point
+    (shipped files are float16)."""
+    path = _checked(path)
     try:
         tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: its tensors cannot be read ({exc})") from exc
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
     return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
 
 
-def load_state(network: nn.Module, tensors: dict[str, Tensor], where: str | Path) -> None:
-    """Load ``tensors`` into ``network``, every key and shape matching; a short error naming
-    ``where`` and the first mismatches otherwise (not PyTorch's dump of every key)."""
-    expected = network.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    misshaped = [
-        f"{k} {tuple(tensors[k].shape)} for {tuple(v.shape)}"
-        for k, v in expected.items()
+def load_into(model: nn.Module, tensors: dict[str, Tensor], path: str | Path) -> None:
+    """``model.load_state_dict(tensors, strict=True)``, its failure told in one line naming
+    ``path``: how many tensors are missing, unexpected or of another shape, with examples."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in tensors]
+    unexpected = [k for k in tensors if k not in own]
+    reshaped = [
+        f"{k} {tuple(tensors[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
         if k in tensors and tensors[k].shape != v.shape
     ]
     problems = [
-        (f"{len(missing)} missing", missing),
-        (f"{len(unexpected)} unexpected", unexpected),
-        (f"{len(misshaped)} of the wrong shape", misshaped),
+        f"{len(found)} {what} (e.g. {', '.join(found[:3])})"
+        for what, found in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("of another shape, file vs model", reshaped),
+        )
+        if found
     ]
-    found = [f"{label} (e.g. {', '.join(items[:3])})" for label, items in problems if items]
-    if found:
-        raise CheckpointError(f"{where}: its tensors do not fit the model: {'; '.join(found)}")
-    network.load_state_dict(tensors, strict=True)
+    if problems:
+        raise CheckpointError(
+            f"{path}: the weights do not fit the {type(model).__name__} model: "
+            + "; ".join(problems)
+        )
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:  # e.g. a dtype that cannot be copied
+        first = str(exc).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: the weights do not fit the model ({first})") from exc
 
 
 def config_fields(metadata: dict[str, str], key: str, where: str, kind: str) -> dict[str, Any]:

@@ -1,61 +1,83 @@
-"""CAT2000 reader: Stimuli/<Category>/<n>.jpg with FIXATIONLOCS/<Category>/<n>.mat (fixLocs)."""
+"""CAT2000 reader: Stimuli/<Category>/<n>.jpg with per-observer fixations in allFixData.mat.
+
+The fixture writes ``allFixData.mat`` as MATLAB does (a ``containers.Map`` of cells of structs)
+with mat-io, the library the reader uses; the layout follows pysaliency's unpacking script."""
 
 import json
 
 import numpy as np
 import pytest
-import scipy.io
+from matio import save_to_mat
+from matio.utils import MatlabContainerMap
 from PIL import Image
 
-from salience.data.cat2000 import CAT2000_PIXELS_PER_DEGREE, UNKNOWN_OBSERVER, load_cat2000
+from salience.data import load_dataset
+from salience.data.cat2000 import CAT2000_PIXELS_PER_DEGREE, load_cat2000
 from salience.data.dataset import DataFormatError
+from salience.models.baselines import fit_references
 
 HEIGHT, WIDTH = 6, 8
 
 
-def _add(root, category, stem, fixated, size=(HEIGHT, WIDTH)):
-    """Write an image and its fixLocs; ``fixated`` lists 1-based (row, col) like MATLAB."""
-    image = root / "Stimuli" / category / f"{stem}.jpg"
-    image.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (WIDTH, HEIGHT), (10, 20, 30)).save(image)
-    locs = np.zeros(size, dtype=bool)
-    for r, c in fixated:
-        locs[r - 1, c - 1] = True
-    mat = root / "FIXATIONLOCS" / category / f"{stem}.mat"
-    mat.parent.mkdir(parents=True, exist_ok=True)
-    scipy.io.savemat(mat, {"fixLocs": locs})
-    return mat
+def _cell(recordings: dict[str, list[tuple[float, ...]]]) -> np.ndarray:
+    """A MATLAB n x 1 cell of 1x1 structs with 'name' and 'data' (1-based x, y, ...)."""
+    cell = np.empty((len(recordings), 1), dtype=object)
+    for i, (name, rows) in enumerate(recordings.items()):
+        record = np.empty((1, 1), dtype=[("name", object), ("data", object)])
+        record[0, 0]["name"] = name
+        record[0, 0]["data"] = np.asarray(rows, dtype=np.float64).reshape(-1, 3)
+        cell[i, 0] = record
+    return cell
+
+
+def _write(root, entries, images=None):
+    for key in images if images is not None else entries:
+        path = root / "Stimuli" / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (WIDTH, HEIGHT), (10, 20, 30)).save(path)
+    data = MatlabContainerMap({key: _cell(value) for key, value in entries.items()})
+    save_to_mat(root / "allFixData.mat", {"allData": data}, version="v7")
+
+
+ENTRIES = {
+    "Action/001.jpg": {
+        "1-1-ab.eye": [(3, 2, 7), (3, 2, 7), (8, 6, 9), (9, 1, 1)],  # a repeat, then off-image
+        "1-2-cd.eye": [(1, 1, 5)],
+    },
+    "Action/010.jpg": {"1-3-ab.eye": [(2, 2, 1), (4, 5, 1)]},
+    "Action/2.jpg": {"1-4-ab.eye": [(4, 4, 1)], "1-5-ef.eye": [(np.nan, 1, 1)]},
+    "Art/001.jpg": {"2-1-cd.eye": [(5, 3, 1)], "2-2-ab.eye": [(6, 3, 2)]},
+}
 
 
 @pytest.fixture
 def root(tmp_path):
-    _add(tmp_path, "Action", "001", [(2, 3), (6, 8), (1, 1)])
-    _add(tmp_path, "Action", "010", [])
-    _add(tmp_path, "Action", "2", [(4, 4)])
-    _add(tmp_path, "Art", "001", [(3, 5)])
+    _write(tmp_path, ENTRIES)
     return tmp_path
 
 
-def test_reads_pooled_fixations_zero_based(root):
+def test_reads_each_observer_zero_based_in_order(root):
     ds = load_cat2000(root)
-    assert ds.kind == "eye" and ds.dropped == 0
+    assert ds.kind == "eye" and ds.dropped == 2  # (9, 1) is past the right edge; one NaN
     assert ds.pixels_per_degree == CAT2000_PIXELS_PER_DEGREE == pytest.approx(38.2, abs=0.05)
     assert ds.ids == ["Action/001", "Action/2", "Action/010", "Art/001"]
     stim = ds.by_id("Action/001")
     assert stim.size == (HEIGHT, WIDTH)
     assert stim.path == root / "Stimuli" / "Action" / "001.jpg"
-    (path,) = stim.scanpaths
-    assert path.observer == UNKNOWN_OBSERVER
-    # raster order: (1,1), (2,3), (6,8) as 1-based (row, col) -> x = col - 1, y = row - 1
-    np.testing.assert_array_equal(path.x, [0, 2, 7])
-    np.testing.assert_array_equal(path.y, [0, 1, 5])
-    assert np.isnan(path.duration).all() and path.onset is None
+    ab, cd = stim.scanpaths
+    assert (ab.observer, cd.observer) == ("ab", "cd")
+    # 1-based (3, 2), its repeat removed, then (8, 6) -> 0-based (2, 1), (7, 5)
+    np.testing.assert_array_equal(ab.x, [2, 7])
+    np.testing.assert_array_equal(ab.y, [1, 5])
+    assert np.isnan(ab.duration).all() and ab.onset is None
+    # an observer with no fixation left has no scanpath
+    assert [s.observer for s in ds.by_id("Action/2").scanpaths] == ["ab"]
 
 
-def test_image_without_fixations_has_no_scanpath(root):
-    ds = load_cat2000(root)
-    assert ds.by_id("Action/010").scanpaths == ()
-    assert len(ds.fixations()) == 5
+def test_observers_are_separate_so_the_gold_standard_tunes(root):
+    ds = load_dataset("cat2000", root)
+    _, gold, gain = fit_references(ds, ds, ds)
+    assert gold.tuned and gain is not None and np.isfinite(gain)
 
 
 def test_split_json(root):
@@ -75,36 +97,29 @@ def test_missing_image_is_an_error(root):
     assert "Art/001.jpg" in message and "not found" in message
 
 
-def test_map_of_wrong_size_is_an_error(root):
-    _add(root, "Art", "002", [(1, 1)], size=(HEIGHT + 1, WIDTH))
-    assert "002.mat" in _error(root)
-
-
-def test_nan_in_map_is_an_error(root):
-    locs = np.zeros((HEIGHT, WIDTH))
-    locs[0, 0] = np.nan
-    scipy.io.savemat(root / "FIXATIONLOCS" / "Art" / "001.mat", {"fixLocs": locs})
-    message = _error(root)
-    assert "001.mat" in message and "NaN" in message
-
-
-@pytest.mark.parametrize(
-    "content",
-    [
-        {"fixations": np.zeros((HEIGHT, WIDTH))},
-        {"fixLocs": np.zeros((2, 3, 4))},
-        {"fixLocs": np.array(["ab", "cd"])},
-    ],
-)
-def test_wrong_variable_is_an_error(root, content):
-    scipy.io.savemat(root / "FIXATIONLOCS" / "Art" / "001.mat", content)
-    assert "Art/001.mat" in _error(root)
+def test_missing_fixation_file_is_an_error(tmp_path):
+    message = _error(tmp_path)
+    assert "allFixData.mat" in message and "not found" in message
 
 
 def test_unparseable_mat_is_an_error(root):
-    (root / "FIXATIONLOCS" / "Art" / "001.mat").write_bytes(b"not a MATLAB file" * 8)
-    assert "Art/001.mat" in _error(root)
+    (root / "allFixData.mat").write_bytes(b"not a MATLAB file" * 8)
+    assert "allFixData.mat" in _error(root)
 
 
-def test_missing_folder_is_an_error(tmp_path):
-    assert "FIXATIONLOCS" in _error(tmp_path)
+def test_wrong_variable_is_an_error(root):
+    save_to_mat(root / "allFixData.mat", {"fixations": np.zeros((2, 2))}, version="v7")
+    message = _error(root)
+    assert "allFixData.mat" in message and "allData" in message
+
+
+def test_data_without_two_columns_is_an_error(tmp_path):
+    _write(tmp_path, {"Art/001.jpg": {}})
+    record = np.empty((1, 1), dtype=[("name", object), ("data", object)])
+    record[0, 0]["name"], record[0, 0]["data"] = "1-1-ab.eye", np.zeros((3, 1))
+    cell = np.empty((1, 1), dtype=object)
+    cell[0, 0] = record
+    data = MatlabContainerMap({"Art/001.jpg": cell})
+    save_to_mat(tmp_path / "allFixData.mat", {"allData": data}, version="v7")
+    message = _error(tmp_path)
+    assert "Art/001.jpg" in message and "1-1-ab.eye" in message and "shape" in message

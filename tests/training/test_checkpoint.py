@@ -1,13 +1,20 @@
-"""Checkpoints are written atomically, and a resumed run equals an uninterrupted one."""
+"""Checkpoints are one atomic unit, damaged ones are named, and a resumed run equals an
+uninterrupted one."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
+from safetensors.torch import save_file
 from torch import nn
 
+from salience.models.metadata import CheckpointError
 from salience.training import checkpoint
 from salience.training.checkpoint import (
+    has_checkpoint,
     load_checkpoint,
     load_weights,
     save_checkpoint,
@@ -42,28 +49,125 @@ def test_failed_weight_write_keeps_the_old_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["w.safetensors"]  # no temporary left
 
 
-def test_failed_state_write_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+class _Killed(BaseException):
+    """The process dying: not an Exception, so no handler takes it for a write error."""
+
+
+# every call that makes or removes a file while a checkpoint is saved
+_BOUNDARIES = [
+    (checkpoint.torch, "save"),
+    (checkpoint, "save_file"),
+    (os, "replace"),
+    (Path, "chmod"),
+    (Path, "unlink"),
+]
+
+
+def _kill_at(monkeypatch, n: int | None) -> list[int]:
+    """Make the ``n``-th boundary call (0-based) and every later one die; count calls."""
+    calls = [0]
+    for owner, attr in _BOUNDARIES:
+        original = getattr(owner, attr)
+
+        def wrapped(*args, _original=original, **kwargs):
+            calls[0] += 1
+            if n is not None and calls[0] > n:
+                raise _Killed  # once dead, nothing more runs (no cleanup either)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, attr, wrapped)
+    return calls
+
+
+def _boundaries_of_one_save(tmp_path) -> int:
     save_checkpoint(tmp_path, "last", _model(1.0), {}, {"step": 5})
-
-    def broken(obj, f, *args, **kwargs):
-        raise RuntimeError("killed")
-
-    monkeypatch.setattr(checkpoint.torch, "save", broken)
-    with pytest.raises(RuntimeError, match="killed"):
+    with pytest.MonkeyPatch.context() as patch:
+        calls = _kill_at(patch, None)
         save_checkpoint(tmp_path, "last", _model(2.0), {}, {"step": 6})
-    monkeypatch.undo()
-    model = _model(0.0)
-    assert load_checkpoint(tmp_path, "last", model)["step"] == 5
-    assert (model.weight == 1.0).all()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.safetensors", "last.state.pt"]
+    return calls[0]
 
 
-def test_mismatched_pair_is_refused(tmp_path):
-    save_checkpoint(tmp_path, "last", _model(1.0), {}, {"step": 5})
+def test_a_kill_at_any_write_leaves_the_old_or_the_new_checkpoint(tmp_path):
+    total = _boundaries_of_one_save(tmp_path / "count")
+    assert total >= 6  # state write and rename, weights write and rename, cleanup
+    seen = set()
+    for n in range(total + 1):
+        run = tmp_path / f"kill-{n}"
+        save_checkpoint(run, "last", _model(1.0), {}, {"step": 5})
+        with pytest.MonkeyPatch.context() as patch:
+            _kill_at(patch, n)
+            try:
+                save_checkpoint(run, "last", _model(2.0), {}, {"step": 6})
+            except _Killed:
+                pass
+        model = _model(0.0)
+        step = load_checkpoint(run, "last", model)["step"]
+        assert step in (5, 6), n
+        assert (model.weight == {5: 1.0, 6: 2.0}[step]).all(), n  # weights and state agree
+        seen.add(step)
+        # resuming is never wedged: the next save and load work and leave no debris
+        save_checkpoint(run, "last", _model(3.0), {}, {"step": 7})
+        assert load_checkpoint(run, "last", _model(0.0))["step"] == 7
+        names = sorted(p.name for p in run.iterdir())
+        assert names[0] == "last.safetensors" and len(names) == 2, names
+        assert names[1].startswith("last.state-7-"), names
+    assert seen == {5, 6}  # the kill points cover both outcomes
+
+
+def test_a_kill_before_the_commit_resumes_from_the_previous_checkpoint(small_osie, tmp_path):
+    run = tmp_path / "run"
+    first = Trainer(tiny_config(small_osie, run, train={"epochs": 1, "max_steps": 1})).fit()
+    assert first["steps"] == 1
+    # the next save dies after writing its state file, while writing the weights (boundaries:
+    # state saved, chmod, renamed, its temporary's cleanup; then the weights' save_file)
+    with pytest.MonkeyPatch.context() as patch:
+        _kill_at(patch, 4)
+        with pytest.raises(_Killed):
+            save_checkpoint(run, "last", _model(9.0), {}, {"step": 2})
+    assert len(list(run.glob("last.state-*.pt"))) == 2  # the dead save's state is there too
+    assert list(run.glob(".last.*.tmp*"))  # and its half-written weights
+    resumed = Trainer(tiny_config(small_osie, run, train={"epochs": 1}), resume=True).fit()
+    assert resumed["steps"] == 2
+    assert len(list(run.glob("last.state-*.pt"))) == 1 and not list(run.glob(".last.*"))
+
+
+def test_legacy_pair_of_the_same_step_loads_and_a_mismatch_is_refused(tmp_path):
+    save_weights(weights_path(tmp_path, "last"), _model(1.0), {"step": "5"})
+    torch.save({"step": 5, "rng": {}}, tmp_path / "last.state.pt")
+    assert state_path(tmp_path, "last") == tmp_path / "last.state.pt"
+    assert load_checkpoint(tmp_path, "last", _model(0.0))["step"] == 5
     save_weights(weights_path(tmp_path, "last"), _model(2.0), {"step": "6"})
-    with pytest.raises(RuntimeError, match="interrupted while saving"):
+    with pytest.raises(CheckpointError, match="interrupted while saving"):
         load_checkpoint(tmp_path, "last", _model(0.0))
-    assert state_path(tmp_path, "last").is_file()
+
+
+def test_damaged_checkpoints_are_named(tmp_path):
+    save_checkpoint(tmp_path, "last", _model(1.0), {}, {"step": 5})
+    state = state_path(tmp_path, "last")
+    state.write_bytes(state.read_bytes()[:40])
+    with pytest.raises(CheckpointError, match=rf"{state.name}: not a readable training state"):
+        load_checkpoint(tmp_path, "last", _model(0.0))
+    state.unlink()
+    with pytest.raises(CheckpointError, match="is missing"):
+        load_checkpoint(tmp_path, "last", _model(0.0))
+    assert has_checkpoint(tmp_path, "last")  # so --resume reports it instead of starting over
+    weights = weights_path(tmp_path, "last")
+    weights.write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"last\.safetensors: not a readable safetensors"):
+        load_checkpoint(tmp_path, "last", _model(0.0))
+
+
+def test_weights_of_another_model_are_named_without_a_key_dump(tmp_path):
+    save_checkpoint(tmp_path, "last", nn.Linear(4, 2), {}, {"step": 1})
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(tmp_path, "last", _model(0.0))
+    message = str(info.value)
+    assert "last.safetensors" in message and "another shape" in message
+    assert "\n" not in message
+    save_file({"other": torch.zeros(2)}, str(tmp_path / "x.safetensors"), metadata={"step": "1"})
+    torch.save({"step": 1}, tmp_path / "x.state.pt")
+    with pytest.raises(CheckpointError, match=r"2 missing .*1 unexpected"):
+        load_checkpoint(tmp_path, "x", _model(0.0))
 
 
 # stop inside the second epoch with the backbone training, and at its end with it frozen

@@ -28,8 +28,9 @@ def test_train_then_eval_with_checkpoint(small_osie, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "val IG" in result.output
-    for name in ("best.safetensors", "last.safetensors", "last.state.pt", "config.yaml"):
+    for name in ("best.safetensors", "last.safetensors", "config.yaml"):
         assert (out / name).is_file(), name
+    assert len(list(out.glob("last.state-*.pt"))) == 1  # the state the last weights name
     (record,) = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert {"val/IG", "val/NSS", "val/AUC-Judd", "val/CC", "loss"} <= set(record)
 

@@ -20,7 +20,7 @@ from salience.models.dense.model import DenseConfig, DenseSaliency
 from salience.models.density import GridDensity
 from salience.models.metadata import (
     config_metadata,
-    load_state,
+    load_into,
     read_config,
     read_metadata,
     read_tensors,
@@ -41,7 +41,7 @@ def load_network(path: str | Path) -> tuple[DenseSaliency, dict[str, str]]:
     """The network a dense checkpoint describes, with its weights, and the file's metadata."""
     metadata = read_metadata(path)
     model = DenseSaliency(config_from_metadata(metadata, str(path)))
-    load_state(model, read_tensors(path), path)
+    load_into(model, read_tensors(path), path)
     return model, metadata
 
 

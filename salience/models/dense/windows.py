@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from salience.data.windows import Window
 from salience.models.dense.density import DenseDensity, config_from_metadata
 from salience.models.dense.model import Readout
-from salience.models.metadata import CheckpointError, load_state, read_metadata, read_tensors
+from salience.models.metadata import CheckpointError, load_into, read_metadata, read_tensors
 
 # share of the base model's density in each window's map (0: the window's readout alone)
 DEFAULT_WEIGHT = 0.5
@@ -82,7 +82,7 @@ class WindowedDensity(DenseDensity):
         channels = base.model.backbone.channels
         readouts = nn.ModuleList(Readout(config, channels) for _ in config.windows)
         tensors = {k.removeprefix("readouts."): v for k, v in read_tensors(path).items()}
-        load_state(readouts, tensors, path)
+        load_into(readouts, tensors, path)
         return cls(base, readouts, [Window(*w) for w in config.windows], default_weight)
 
     def window_cells(self, x: Tensor) -> Tensor:

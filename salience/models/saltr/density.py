@@ -28,7 +28,7 @@ from salience.models.metadata import (
     build_config,
     config_fields,
     config_metadata,
-    load_state,
+    load_into,
     read_metadata,
     read_tensors,
 )
@@ -101,7 +101,7 @@ class SaltrDensity(DensityModel):
         metadata = read_metadata(path)
         choose(condition, trained_conditions(metadata, str(path)), str(path))
         model = build_saltr(config_from_metadata(metadata, str(path)))
-        load_state(model, read_tensors(path), path)
+        load_into(model, read_tensors(path), path)
         model.eval().backbone.fold_batch_norm()  # inference only, see Backbone.fold_batch_norm
         if device is not None:
             model.to(device)

@@ -19,7 +19,7 @@ from salience.data.conditions import Condition, choose, trained_conditions
 from salience.models.density import GridDensity
 from salience.models.metadata import (
     config_metadata,
-    load_state,
+    load_into,
     read_config,
     read_metadata,
     read_tensors,
@@ -64,7 +64,7 @@ class SumDensity(GridDensity):
         metadata = read_metadata(path)
         chosen = choose(condition, trained_conditions(metadata, str(path)), str(path))
         model = SumSaliency(config_from_metadata(metadata, str(path)))
-        load_state(model, read_tensors(path), path)
+        load_into(model, read_tensors(path), path)
         if isinstance(model.encoder, LiteEncoder):  # inference only, see Backbone.fold_batch_norm
             model.eval().encoder.backbone.fold_batch_norm()
         if device is not None:
