@@ -17,6 +17,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,7 @@ def test_python_example_runs(index, checkout, monkeypatch):
 def test_commands_run_as_written(checkout):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     for command in salience_commands():
+        start = time.perf_counter()
         done = subprocess.run(
             ["bash", "-c", command],
             cwd=checkout,
@@ -105,5 +107,6 @@ def test_commands_run_as_written(checkout):
             text=True,
             timeout=600,
         )
+        print(f"{time.perf_counter() - start:6.1f} s  {command}")
         assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
         assert "Traceback" not in done.stderr, command
