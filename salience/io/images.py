@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Refuse images whose decoded size would exhaust memory (Pillow's own bomb check stops at 2x this).
 MAX_PIXELS = 20_000 * 20_000
@@ -13,6 +15,14 @@ MAX_PIXELS = 20_000 * 20_000
 
 class ImageReadError(ValueError):
     """An image that cannot be read; the message names the file and the reason."""
+
+
+class NotAnImageError(ImageReadError):
+    """Content in no image format Pillow knows (decided by the bytes, not the name)."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image with more pixels than :data:`MAX_PIXELS`: refused before it is decoded."""
 
 
 def to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
@@ -66,14 +76,37 @@ def load_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"{path}: file not found")
+    return _decode(path, str(path))
+
+
+def decode_image(data: bytes, name: str = "upload") -> np.ndarray:
+    """Image bytes (e.g. an upload) as uint8 RGB (H, W, 3), as :func:`load_image` reads a file.
+
+    The format is decided by the content alone. Errors name ``name`` and are a
+    :class:`NotAnImageError` for bytes in no known image format, an :class:`ImageTooLargeError`
+    past :data:`MAX_PIXELS`, and an :class:`ImageReadError` for a corrupt or truncated image.
+    """
+    return _decode(io.BytesIO(data), name)
+
+
+def _decode(source: Path | BinaryIO, name: str) -> np.ndarray:
+    """Open, check the size before decoding, decode, apply EXIF rotation, convert to RGB."""
     try:
-        with Image.open(path) as im:
-            width, height = im.size
-            if width * height > MAX_PIXELS:
-                raise ImageReadError(
-                    f"{path}: {width}x{height} pixels is larger than the {MAX_PIXELS} allowed"
-                )
+        im = Image.open(source)
+    except UnidentifiedImageError as exc:
+        raise NotAnImageError(f"{name}: not a readable image (no known image format)") from exc
+    except Image.DecompressionBombError as exc:  # Pillow's own size check, at open
+        raise ImageTooLargeError(f"{name}: not a readable image ({exc})") from exc
+    except (OSError, SyntaxError) as exc:
+        raise ImageReadError(f"{name}: not a readable image ({exc})") from exc
+    with im:
+        width, height = im.size
+        if width * height > MAX_PIXELS:
+            raise ImageTooLargeError(
+                f"{name}: {width}x{height} pixels is larger than the {MAX_PIXELS} allowed"
+            )
+        try:
             im.load()
             return to_rgb_array(ImageOps.exif_transpose(im))
-    except (OSError, Image.DecompressionBombError, SyntaxError) as exc:
-        raise ImageReadError(f"{path}: not a readable image ({exc})") from exc
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            raise ImageReadError(f"{name}: not a readable image ({exc})") from exc
