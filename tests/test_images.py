@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from salience.io.images import ImageReadError, load_image, to_rgb_array
+from salience.io.images import (
+    ImageReadError,
+    ImageTooLargeError,
+    NotAnImageError,
+    decode_image,
+    load_image,
+    to_rgb_array,
+)
 
 
 def test_modes_become_rgb(tmp_path: Path) -> None:
@@ -84,3 +91,29 @@ def test_arrays() -> None:
         to_rgb_array(np.full((2, 2), np.nan))
     with pytest.raises(ImageReadError, match="array"):
         to_rgb_array(np.zeros((2, 2, 2)))
+
+
+def test_decode_image_reads_bytes_as_load_image_reads_the_file(tmp_path: Path) -> None:
+    arr = np.random.default_rng(2).integers(0, 255, (9, 13, 3), dtype=np.uint8)
+    Image.fromarray(arr).save(tmp_path / "x.png")
+    data = (tmp_path / "x.png").read_bytes()
+    np.testing.assert_array_equal(decode_image(data), load_image(tmp_path / "x.png"))
+    np.testing.assert_array_equal(decode_image(data), arr)
+
+
+def test_decode_image_tells_the_failures_apart() -> None:
+    with pytest.raises(NotAnImageError, match=r"upload\.txt: .*no known image format"):
+        decode_image(b"plain text that says it is a PNG", "upload.txt")
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), "red").save(buf, format="PNG")
+    with pytest.raises(ImageReadError, match=r"cut\.png: not a readable image") as cut:
+        decode_image(buf.getvalue()[:60], "cut.png")
+    assert not isinstance(cut.value, (NotAnImageError, ImageTooLargeError))
+
+
+def test_decode_image_refuses_too_many_pixels_before_decoding(monkeypatch) -> None:
+    buf = io.BytesIO()
+    Image.new("L", (20, 20)).save(buf, format="PNG")
+    monkeypatch.setattr("salience.io.images.MAX_PIXELS", 100)
+    with pytest.raises(ImageTooLargeError, match="20x20 pixels is larger than the 100 allowed"):
+        decode_image(buf.getvalue(), "big.png")

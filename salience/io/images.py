@@ -71,6 +71,14 @@ def to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
+def pixel_limit() -> int:
+    """The most pixels an image file may have to be read: :data:`MAX_PIXELS`, or Pillow's own
+    decompression-bomb limit (twice ``PIL.Image.MAX_IMAGE_PIXELS``) where that is lower."""
+    if Image.MAX_IMAGE_PIXELS is None:
+        return MAX_PIXELS
+    return min(MAX_PIXELS, 2 * int(Image.MAX_IMAGE_PIXELS))
+
+
 def load_image(path: str | Path) -> np.ndarray:
     """Read an image file as uint8 RGB (H, W, 3), upright per its EXIF orientation."""
     path = Path(path)
@@ -96,7 +104,9 @@ def _decode(source: Path | BinaryIO, name: str) -> np.ndarray:
     except UnidentifiedImageError as exc:
         raise NotAnImageError(f"{name}: not a readable image (no known image format)") from exc
     except Image.DecompressionBombError as exc:  # Pillow's own size check, at open
-        raise ImageTooLargeError(f"{name}: not a readable image ({exc})") from exc
+        raise ImageTooLargeError(
+            f"{name}: more pixels than the {pixel_limit()} allowed ({exc})"
+        ) from exc
     except (OSError, SyntaxError) as exc:
         raise ImageReadError(f"{name}: not a readable image ({exc})") from exc
     with im:

@@ -28,7 +28,7 @@ from salience.analysis.regions import (
     parse_regions_json,
 )
 from salience.analysis.render import COMMON_COLORMAPS, check_colormap, colormap_table
-from salience.io.images import MAX_PIXELS
+from salience.io.images import pixel_limit
 from salience.predictor import Predictor
 from salience.service import schemas
 from salience.service.engine import Engine, InferencePool, MapOptions, Upload
@@ -162,6 +162,11 @@ def parse_regions(
         found += [parse_region(text) for text in region or []]
         if not found and default_grid:
             return grid_regions()
+        if not found:
+            raise RegionError(
+                "no regions given: send them as 'regions' (JSON, as in a region file) or as "
+                "'region' fields (NAME:x,y,w,h)"
+            )
         if len(found) > MAX_REGIONS:
             raise RegionError(f"{len(found)} regions; at most {MAX_REGIONS} per request")
         return check_regions(found)
@@ -217,7 +222,7 @@ async def healthz(service: ServiceDep) -> schemas.Health:
         model=service.settings.model_name,
         windows=service.engine.windows_available,
         max_upload_mb=service.settings.max_upload_mb,
-        max_pixels=MAX_PIXELS,
+        max_pixels=pixel_limit(),
         workers=service.settings.workers,
         queue=service.settings.queue,
         fixations=predictor.n_fixations,
