@@ -715,6 +715,12 @@ def serve_command(
     queue: Annotated[
         int, typer.Option(min=0, help="Requests that may wait for a worker (503 beyond).")
     ] = 64,
+    cache_mb: Annotated[
+        float,
+        typer.Option(
+            min=0.0, help="Memory for model outputs of recent images (the page re-asks; 0: none)."
+        ),
+    ] = 256.0,
 ) -> None:
     """A web page and a JSON API: upload images, see heatmaps and gaze plots, draw regions,
     compare designs. The model is loaded once, then the address is printed; Ctrl+C stops.
@@ -731,6 +737,7 @@ def serve_command(
         max_upload_mb=max_upload_mb,
         workers=workers,
         queue=queue,
+        cache_mb=cache_mb,
         model_name=str(checkpoint) if checkpoint is not None else model,
     )
     predictor = _predictor(model, checkpoint, device)

@@ -59,6 +59,8 @@ class ServiceSettings:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
         if self.queue < 0:
             raise ValueError(f"queue must be >= 0, got {self.queue}")
+        if self.cache_mb < 0:
+            raise ValueError(f"cache_mb must be >= 0, got {self.cache_mb}")
 
     @property
     def max_upload_bytes(self) -> int:
@@ -89,8 +91,9 @@ class Service:
             self._pool = None
 
 
-def get_service(request: Request) -> Service:
-    """The application's :class:`Service` (a FastAPI dependency)."""
+async def get_service(request: Request) -> Service:
+    """The application's :class:`Service` (a FastAPI dependency; async, so that FastAPI does
+    not hand it to a thread)."""
     return request.app.state.service
 
 

@@ -92,16 +92,19 @@ def _megabytes(n: int) -> str:
 
 
 class BodyLimit:
-    """ASGI middleware: refuse request bodies over ``max_bytes`` with 413.
+    """ASGI middleware: refuse request bodies over ``max_bytes`` with 413, without keeping them.
 
-    A declared ``Content-Length`` over the limit is answered at once, before a byte of the body
-    is read; a body without one (chunked) is counted as it streams in and refused as soon as it
-    passes the limit, so at most ``max_bytes`` plus one chunk is ever received.
+    A declared ``Content-Length`` past ``3 * max_bytes`` is answered at once, before a byte of
+    the body is read. A smaller overshoot, and a body without a length (chunked) once its count
+    passes ``max_bytes``, is read on to its end and thrown away (up to ``3 * max_bytes``, one
+    chunk at a time) before the 413 goes out: a server that stops reading and closes while the
+    client is still sending resets the connection, and the client never sees the answer.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.drain_bytes = 3 * max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -115,6 +118,8 @@ class BodyLimit:
                 await self._refuse(send, 400, "bad_request", "Content-Length is not a number")
                 return
             if length > self.max_bytes:
+                if length <= self.drain_bytes:
+                    await self._drain(receive, 0)
                 await self._refuse(send, 413, "too_large", BodyTooLarge(self.max_bytes).detail)
                 return
         received = 0
@@ -125,10 +130,23 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    if message.get("more_body", False):
+                        await self._drain(receive, received)
                     raise BodyTooLarge(self.max_bytes)
             return message
 
         await self.app(scope, counted, send)
+
+    async def _drain(self, receive: Receive, received: int) -> None:
+        """Read and drop the rest of the body, up to ``drain_bytes`` in all (``received``:
+        the bytes already read)."""
+        while received <= self.drain_bytes:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            received += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
 
     @staticmethod
     async def _refuse(send: Send, status: int, code: str, message: str) -> None:

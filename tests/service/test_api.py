@@ -435,12 +435,17 @@ def _run_limit(headers: list, chunks: list[bytes], limit: int) -> tuple[list[dic
 
 def test_body_limit_reads_no_more_than_it_must() -> None:
     chunks = [b"x" * 1000] * 50  # 50 kB on its way
-    # declared too large: answered before a single byte is read
+    # declared far too large: answered before a single byte is read
     sent, taken = _run_limit([(b"content-length", b"50000")], chunks, 10_000)
     assert taken == 0 and sent[0]["status"] == 413
-    # not declared: refused as soon as the count passes the limit
+    # declared a little too large: read to its end and dropped, so the client hears the 413
+    sent, taken = _run_limit([(b"content-length", b"25000")], chunks[:25], 10_000)
+    assert taken == 25_000 and sent[0]["status"] == 413
+    # not declared: counted, and past the limit dropped up to three times the limit
     sent, taken = _run_limit([], chunks, 10_000)
-    assert sent == [{"type": "raised", "status": 413}] and taken == 11_000
+    assert sent == [{"type": "raised", "status": 413}] and taken == 31_000
+    sent, taken = _run_limit([], chunks[:12], 10_000)
+    assert sent == [{"type": "raised", "status": 413}] and taken == 12_000
     # within the limit: passed through untouched
     sent, taken = _run_limit([(b"content-length", b"50000")], chunks, 60_000)
     assert sent[0]["status"] == 200 and taken == 50_000

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -23,7 +24,7 @@ CLIENTS = 50
 
 
 @pytest.fixture(scope="module")
-def server(tiny_weights) -> Iterator[str]:
+def server(tiny_weights, tmp_path_factory) -> Iterator[str]:
     """``salience serve --port 0`` with a small random model (fast inference: the queue is
     what is tested), one worker; its printed address."""
     env = {
@@ -32,11 +33,13 @@ def server(tiny_weights) -> Iterator[str]:
     }
     command = [sys.executable, "-m", "salience", "serve", "--port", "0", "--workers", "1"]
     command += ["--checkpoint", str(tiny_weights), "--max-upload-mb", "1"]
-    process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    log = tmp_path_factory.mktemp("serve") / "stderr.txt"
+    with log.open("w") as stderr:  # a file, not a pipe: a full pipe would stall the server
+        process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True
+        )
     try:
-        url = _address(process, timeout=180)
+        url = _address(process, log, timeout=180)
         yield url
     finally:
         process.terminate()
@@ -47,14 +50,14 @@ def server(tiny_weights) -> Iterator[str]:
             process.wait()
 
 
-def _address(process: subprocess.Popen, timeout: float) -> str:
+def _address(process: subprocess.Popen, log: Path, timeout: float) -> str:
     """The address the server prints once its model is loaded."""
     deadline = time.monotonic() + timeout
     with selectors.DefaultSelector() as selector:
         selector.register(process.stdout, selectors.EVENT_READ)
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise RuntimeError(f"salience serve exited: {process.stderr.read()}")
+                raise RuntimeError(f"salience serve exited: {log.read_text()}")
             if selector.select(timeout=0.5):
                 line = process.stdout.readline()
                 if line.startswith("salience serve: http://127.0.0.1:"):
