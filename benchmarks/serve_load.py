@@ -20,6 +20,7 @@ import io
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -148,7 +149,8 @@ def main() -> None:
         process.wait(timeout=60)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
     lines = [
-        f"({args.workers} worker, cache {args.cache_mb:g} MB, default model, POST /v1/predict of "
+        f"`{shlex.join(['python', 'benchmarks/serve_load.py', *sys.argv[1:]])}` "
+        f"({args.workers} worker{'s' if args.workers > 1 else ''}, cache {args.cache_mb:g} MB, default model, POST /v1/predict of "
         f"the 512x512 example photo, each request a different image; {machine})",
         "",
         "| clients | requests | non-200 | requests/s | p50 latency | p95 latency | server RSS after |",

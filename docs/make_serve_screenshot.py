@@ -27,7 +27,10 @@ REGIONS = {"face": (150, 60, 150, 130), "patch": (130, 345, 80, 80), "shuttle": 
 
 
 def start_server() -> tuple[subprocess.Popen, str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "salience", "serve", "--port", "0"],
         cwd=REPO,
