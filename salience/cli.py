@@ -726,3 +726,59 @@ def export_command(
 def main() -> None:
     """Entry point for ``python -m salience``."""
     app(sys.argv[1:])
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 8000,
+    model: Annotated[str, typer.Option(help="Shipped model to run.")] = "default",
+    checkpoint: Annotated[Path | None, typer.Option(help="Trained weights instead.")] = None,
+    device: Annotated[str | None, typer.Option(help="torch device (default: cpu).")] = None,
+    max_upload_mb: Annotated[
+        float, typer.Option(min=0.001, help="Largest request body accepted (413 beyond).")
+    ] = 20.0,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Inference threads (each runs one image at a time).")
+    ] = 1,
+    queue: Annotated[
+        int, typer.Option(min=0, help="Requests that may wait for a worker (503 beyond).")
+    ] = 64,
+    cache_mb: Annotated[
+        float,
+        typer.Option(
+            min=0.0, help="Memory for model outputs of recent images (the page re-asks; 0: none)."
+        ),
+    ] = 256.0,
+) -> None:
+    """A web page and a JSON API: upload images, see heatmaps and gaze plots, draw regions,
+    compare designs. The model is loaded once, then the address is printed; Ctrl+C stops.
+
+    API docs at /docs (POST /v1/predict, /v1/aoi, /v1/compare; GET /healthz). Needs the
+    'serve' extra: pip install 'salience[serve]'.
+    """
+    try:
+        from salience.service.app import ServiceSettings
+        from salience.service.server import bind, serve
+    except ImportError as exc:
+        _fail(f"salience serve needs the 'serve' extra (pip install 'salience[serve]'): {exc}")
+    settings = ServiceSettings(
+        max_upload_mb=max_upload_mb,
+        workers=workers,
+        queue=queue,
+        cache_mb=cache_mb,
+        model_name=str(checkpoint) if checkpoint is not None else model,
+    )
+    predictor = _predictor(model, checkpoint, device)
+    try:
+        sock = bind(host, port)
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    serve(
+        predictor,
+        settings,
+        sock,
+        announce=lambda url: typer.echo(f"salience serve: {url} (API docs: {url}docs)"),
+    )

@@ -152,3 +152,16 @@ def test_models_lists_registry() -> None:
     result = runner.invoke(app, ["models"])
     assert result.exit_code == 0
     assert "gold-standard" in result.output and "center-bias" in result.output
+
+
+def test_serve_reports_a_missing_checkpoint_and_a_taken_port(tmp_path: Path, tiny_weights) -> None:
+    import socket
+
+    result = runner.invoke(app, ["serve", "--checkpoint", str(tmp_path / "none.safetensors")])
+    assert result.exit_code == 2 and "not found" in result.output
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = runner.invoke(app, ["serve", "--port", port, "--checkpoint", str(tiny_weights)])
+    assert result.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in result.output

@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from salience.io.images import ImageReadError, load_image, read_image, to_rgb_array
+from salience.io.images import (
+    ImageReadError,
+    ImageTooLargeError,
+    NotAnImageError,
+    decode_image,
+    load_image,
+    read_image,
+    to_rgb_array,
+)
 
 
 def test_modes_become_rgb(tmp_path: Path) -> None:
@@ -185,3 +193,29 @@ def test_capped_decode_of_a_large_png_stays_small(tmp_path: Path) -> None:
         growth[cap] = int(run.stdout) / 1024  # MB
     assert growth[36_000_000] > 100, growth  # the whole image: the measurement can tell
     assert growth[200_000] < 40, growth
+
+
+def test_decode_image_reads_bytes_as_load_image_reads_the_file(tmp_path: Path) -> None:
+    arr = np.random.default_rng(2).integers(0, 255, (9, 13, 3), dtype=np.uint8)
+    Image.fromarray(arr).save(tmp_path / "x.png")
+    data = (tmp_path / "x.png").read_bytes()
+    np.testing.assert_array_equal(decode_image(data), load_image(tmp_path / "x.png"))
+    np.testing.assert_array_equal(decode_image(data), arr)
+
+
+def test_decode_image_tells_the_failures_apart() -> None:
+    with pytest.raises(NotAnImageError, match=r"upload\.txt: .*no known image format"):
+        decode_image(b"plain text that says it is a PNG", "upload.txt")
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), "red").save(buf, format="PNG")
+    with pytest.raises(ImageReadError, match=r"cut\.png: not a readable image") as cut:
+        decode_image(buf.getvalue()[:60], "cut.png")
+    assert not isinstance(cut.value, (NotAnImageError, ImageTooLargeError))
+
+
+def test_decode_image_refuses_too_many_pixels_before_decoding(monkeypatch) -> None:
+    buf = io.BytesIO()
+    Image.new("L", (20, 20)).save(buf, format="PNG")
+    monkeypatch.setattr("salience.io.images.MAX_PIXELS", 100)
+    with pytest.raises(ImageTooLargeError, match="20x20 pixels is larger than the 100 allowed"):
+        decode_image(buf.getvalue(), "big.png")

@@ -24,6 +24,7 @@ LAYERS = (
     "salience.analysis",
     "salience.predictor",
     "salience.batch",
+    "salience.service",
     "salience.cli",
 )
 ON_TOP = {"salience.__main__", "salience.cli"}  # the command may import anything

@@ -4,20 +4,24 @@ Every ```python block runs (in order, one namespace per block) and every command
 ```bash block runs in a shell, in order, from a scratch folder laid out like a checkout: ``docs/``
 is the repository's, ``../shared`` the data beside it. Commands that set up the environment
 (making the virtual environment, ``pip install``, running the test suite) are what CI itself
-does, so they are recognized and not run again; any other command that is not a ``salience``
-command fails the test, so the README cannot show one that nothing runs. The one input a user
+does, so they are recognized and not run again. ``salience serve`` starts the server as written
+(in the background, until the last command has run) and the ``curl`` commands are sent to it; any
+other command that is not a ``salience`` command fails the test, so the README cannot show one
+that nothing runs. The one input a user
 brings that the repository has no copy of, a folder of their own model's maps, is made here from
 the center bias (``my_maps/``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -39,31 +43,29 @@ def code_blocks(language: str) -> list[str]:
     return re.findall(rf"^```{language}\n(.*?)^```", README, flags=re.M | re.S)
 
 
-def commands() -> list[str]:
-    """Each shell command of the bash blocks: continuation lines joined, comments dropped, and
-    ``a && b`` split into ``a`` and ``b``."""
+def block_commands(block: str) -> list[str]:
+    """Each shell command of a bash block: continuation lines joined, comments dropped, and
+    ``a && b`` split into ``a`` and ``b``; set-up commands left out, the rest checked to be
+    ``salience`` (``.venv/bin/salience`` is the same) or ``curl`` commands."""
     found = []
-    for block in code_blocks("bash"):
-        for line in block.replace("\\\n", " ").splitlines():
-            words = shlex.split(line, comments=True)
-            while words:
-                end = words.index("&&") if "&&" in words else len(words)
-                found.append(shlex.join(words[:end]))
-                words = words[end + 1 :]
+    for line in block.replace("\\\n", " ").splitlines():
+        words = shlex.split(line, comments=True)
+        while words:
+            end = words.index("&&") if "&&" in words else len(words)
+            command = shlex.join(words[:end])
+            words = words[end + 1 :]
+            if any(pattern.match(command) for pattern in SETUP):
+                continue
+            assert command.startswith(("salience ", ".venv/bin/salience ", "curl ")), (
+                f"the README shows a command the tests do not run: {command!r}"
+            )
+            found.append(command.removeprefix(".venv/bin/"))
     return found
 
 
 def salience_commands() -> list[str]:
-    """The commands the test runs: ``salience ...`` (``.venv/bin/salience`` is the same)."""
-    run = []
-    for command in commands():
-        if any(pattern.match(command) for pattern in SETUP):
-            continue
-        assert command.startswith(("salience ", ".venv/bin/salience ")), (
-            f"the README shows a command the tests do not run: {command!r}"
-        )
-        run.append(command.removeprefix(".venv/bin/"))
-    return run
+    """Every command the test runs, in README order."""
+    return [c for block in code_blocks("bash") for c in block_commands(block)]
 
 
 @pytest.fixture(scope="module")
@@ -95,18 +97,45 @@ def test_python_example_runs(index, checkout, monkeypatch):
     exec(compile(code_blocks("python")[index], f"README.md python block {index + 1}", "exec"), {})
 
 
+def _serve(command: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    """``salience serve ...`` started as written; returns once it answers ``/healthz``."""
+    server = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=cwd, env=env)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"{command} exited with {server.returncode}"
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:8000/healthz", timeout=2) as answer:
+                if answer.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.5)
+    server.kill()
+    raise AssertionError(f"{command} did not answer /healthz in time")
+
+
 def test_commands_run_as_written(checkout):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    for command in salience_commands():
-        start = time.perf_counter()
-        done = subprocess.run(
-            ["bash", "-c", command],
-            cwd=checkout,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        print(f"{time.perf_counter() - start:6.1f} s  {command}")
-        assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
-        assert "Traceback" not in done.stderr, command
+    server = None
+    try:
+        for command in salience_commands():
+            if command.startswith("salience serve"):
+                server = _serve(command, checkout, env)
+                continue
+            assert not command.startswith("curl ") or server is not None, command
+            done = subprocess.run(
+                ["bash", "-c", command],
+                cwd=checkout,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+            assert "Traceback" not in done.stderr, command
+            if command.startswith("curl "):
+                answer = json.loads(done.stdout)  # the API's JSON answer, not an error's
+                assert "error" not in answer, f"{command}: {answer}"
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)

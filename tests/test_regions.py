@@ -11,7 +11,9 @@ from salience.analysis.regions import (
     Region,
     RegionError,
     check_regions,
+    grid_regions,
     parse_region,
+    parse_regions_json,
     read_regions,
     region_masks,
 )
@@ -262,3 +264,21 @@ def test_concave_outlines_are_not_taken_for_crossing_ones() -> None:
     pentagram = tuple(star[k] for k in (0, 4, 8, 2, 6))  # the same tips joined across
     with pytest.raises(RegionError, match="crosses itself"):
         Region("pentagram", "polygon", pentagram)
+
+
+def test_parse_regions_json_reads_what_a_region_file_holds(tmp_path) -> None:
+    text = json.dumps(
+        {"units": "fraction", "regions": [{"name": "a", "rect": [0.1, 0.2, 0.3, 0.4]}]}
+    )
+    (tmp_path / "r.json").write_text(text)
+    assert parse_regions_json(text) == read_regions(tmp_path / "r.json")
+    with pytest.raises(RegionError, match=r"^request regions: not valid JSON"):
+        parse_regions_json("[" * 100_000, "request regions")  # nested past the recursion limit
+
+
+def test_grid_regions_partition_any_image() -> None:
+    grid = grid_regions()
+    assert [r.name for r in grid][:3] == ["top-left", "top-center", "top-right"]
+    for size in ((90, 120), (7, 11)):
+        coverage = np.sum(region_masks(grid, size), axis=0)
+        np.testing.assert_array_equal(coverage, np.ones(size))

@@ -11,6 +11,7 @@ from PIL import Image
 
 from salience.analysis.render import (
     _label_spots,
+    colormap_table,
     difference_map,
     display_map,
     gaze_plot,
@@ -228,3 +229,12 @@ def test_an_interrupted_save_leaves_no_partial_file(
     with pytest.raises(OSError, match="disk full"):
         save_png(tmp_path / "map.png", heatmap(_density()))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_colormap_table_holds_the_colours_heatmap_paints() -> None:
+    table = colormap_table("viridis")
+    assert table.shape == (256, 3) and table.dtype == np.uint8
+    levels = np.linspace(0.0, 1.0, 256)[None, :]  # display values a browser receives as 8 bits
+    np.testing.assert_array_equal(heatmap(_density(1, 256), "viridis", display=levels)[0], table)
+    with pytest.raises(ValueError, match="unknown colormap"):
+        colormap_table("no-such-map")

@@ -292,29 +292,50 @@ def read_regions(path: str | Path) -> tuple[Region, ...]:
     """
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         raise RegionError(f"{path}: region file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise RegionError(f"{path}: not valid JSON ({exc})") from None
+    return parse_regions_json(text, str(path))
+
+
+def parse_regions_json(text: str, where: str = "regions") -> tuple[Region, ...]:
+    """Regions from JSON text in the form of a region file (see :func:`read_regions`), e.g. a
+    request's; errors start with ``where``."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
+        raise RegionError(f"{where}: not valid JSON ({exc})") from None
     units = "px"
     if isinstance(data, dict):
         unknown = set(data) - {"regions", "units"}
         if "regions" not in data or unknown:
             raise RegionError(
-                f"{path}: expected {{'regions': [...], 'units': 'px' | 'fraction'}} or a list; "
+                f"{where}: expected {{'regions': [...], 'units': 'px' | 'fraction'}} or a list; "
                 f"found keys {sorted(data)}"
             )
         units = data.get("units", "px")
         if units not in _UNITS:
-            raise RegionError(f"{path}: units must be 'px' or 'fraction', got {units!r}")
+            raise RegionError(f"{where}: units must be 'px' or 'fraction', got {units!r}")
         data = data["regions"]
     if not isinstance(data, list) or not data:
-        raise RegionError(f"{path}: expected a non-empty list of regions")
+        raise RegionError(f"{where}: expected a non-empty list of regions")
     try:
         return check_regions(_region_from_json(entry, k, units) for k, entry in enumerate(data))
     except RegionError as exc:
-        raise RegionError(f"{path}: {exc}") from None
+        raise RegionError(f"{where}: {exc}") from None
+
+
+def grid_regions() -> tuple[Region, ...]:
+    """The image cut into a 3 x 3 grid of equal rectangles (fractions of width and height),
+    ``top-left`` ... ``bottom-right``: the regions a comparison uses when none are given."""
+    rows, cols = ("top", "middle", "bottom"), ("left", "center", "right")
+    return tuple(
+        Region.rect(f"{r}-{c}", j / 3, i / 3, 1 / 3, 1 / 3, normalized=True)
+        for i, r in enumerate(rows)
+        for j, c in enumerate(cols)
+    )
 
 
 def check_regions(regions: Iterable[Region]) -> tuple[Region, ...]:

@@ -242,6 +242,14 @@ def draw_regions(
     return np.asarray(canvas)
 
 
+def colormap_table(name: str, n: int = 256) -> np.ndarray:
+    """The colormap's ``n`` colours from its low end to its high end: uint8 (n, 3), e.g. for a
+    browser that draws heatmaps itself from a display map."""
+    if n < 2:
+        raise ValueError(f"a colormap table needs at least 2 entries, got {n}")
+    return _apply(_colormap(name), np.linspace(0.0, 1.0, n))
+
+
 def check_colormap(name: str) -> None:
     """Raise the ValueError an unknown colormap name would, before a long job starts."""
     _colormap(name)

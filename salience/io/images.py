@@ -12,6 +12,7 @@ unless the caller opts in (``max_aspect=None``).
 
 from __future__ import annotations
 
+import io
 import math
 import struct
 import warnings
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Refuse images declaring more pixels than this, before decoding. Pillow itself refuses twice its
 # MAX_IMAGE_PIXELS (about 13 400 x 13 400) when it opens a file; our limit is the same, so the
@@ -40,6 +41,14 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyErr
 
 class ImageReadError(ValueError):
     """An image that cannot be read; the message names the file and the reason."""
+
+
+class NotAnImageError(ImageReadError):
+    """Content in no image format Pillow knows (decided by the bytes, not the name)."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image with more pixels than :data:`MAX_PIXELS`: refused before it is decoded."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,14 @@ def to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
+def pixel_limit() -> int:
+    """The most pixels an image may have to be read (:data:`MAX_PIXELS`, or Pillow's own
+    decompression-bomb limit where a program lowered it)."""
+    if Image.MAX_IMAGE_PIXELS is None:
+        return MAX_PIXELS
+    return min(MAX_PIXELS, 2 * int(Image.MAX_IMAGE_PIXELS))
+
+
 def fit_size(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
     """(height, width) of ``size`` scaled down, aspect kept, to at most ``max_pixels`` pixels
     (``size`` itself if it already fits); each side at least 1."""
@@ -149,35 +166,61 @@ def read_image(
         raise ImageReadError(f"{path}: file not found")
     if max_pixels is not None and max_pixels < 1:
         raise ValueError(f"max_pixels must be at least 1, got {max_pixels}")
+    return _open_and_decode(path, str(path), max_pixels, max_aspect)
+
+
+def decode_image(
+    data: bytes, name: str = "upload", max_aspect: float | None = MAX_ASPECT
+) -> np.ndarray:
+    """Image bytes (e.g. an upload) as uint8 RGB (H, W, 3), as :func:`load_image` reads a file.
+
+    The format is decided by the content alone. Errors name ``name``: a
+    :class:`NotAnImageError` for bytes in no known image format, an :class:`ImageTooLargeError`
+    past :data:`MAX_PIXELS`, an :class:`ImageReadError` for a corrupt or truncated image.
+    """
+    return _open_and_decode(io.BytesIO(data), name, None, max_aspect).pixels
+
+
+def _open_and_decode(
+    source: Path | io.BytesIO, name: str, max_pixels: int | None, max_aspect: float | None
+) -> DecodedImage:
+    """Open, check the declared size, decode (reduced to ``max_pixels``), turn upright, RGB;
+    every failure an :class:`ImageReadError` naming ``name``."""
     try:
         with warnings.catch_warnings():
             # sizes between Pillow's warning and error thresholds are ours to judge
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                return _decode(im, path, max_pixels, max_aspect)
+            with Image.open(source) as im:
+                return _decode(im, source, name, max_pixels, max_aspect)
+    except UnidentifiedImageError as exc:
+        raise NotAnImageError(f"{name}: not a readable image (no known image format)") from exc
     except Image.DecompressionBombError as exc:
-        raise ImageReadError(
-            f"{path}: larger than the {MAX_PIXELS} pixels allowed ({exc})"
+        raise ImageTooLargeError(
+            f"{name}: larger than the {pixel_limit()} pixels allowed ({exc})"
         ) from exc
     except MemoryError as exc:
-        raise ImageReadError(f"{path}: not enough memory to decode this image") from exc
+        raise ImageReadError(f"{name}: not enough memory to decode this image") from exc
     except ImageReadError as exc:
         message = str(exc)
-        if message.startswith(str(path)):
+        if message.startswith(name):
             raise
-        raise ImageReadError(f"{path}: {message}") from exc
+        raise type(exc)(f"{name}: {message}") from exc
     except _DECODE_ERRORS as exc:
-        raise ImageReadError(f"{path}: not a readable image ({exc})") from exc
+        raise ImageReadError(f"{name}: not a readable image ({exc})") from exc
 
 
 def _decode(
-    im: Image.Image, path: Path, max_pixels: int | None, max_aspect: float | None
+    im: Image.Image,
+    source: Path | io.BytesIO,
+    path: str,
+    max_pixels: int | None,
+    max_aspect: float | None,
 ) -> DecodedImage:
     width, height = im.size
     if width < 1 or height < 1:
         raise ImageReadError(f"{path}: declares an empty {width}x{height} image")
     if width * height > MAX_PIXELS:
-        raise ImageReadError(
+        raise ImageTooLargeError(
             f"{path}: {width}x{height} pixels is larger than the {MAX_PIXELS} allowed"
         )
     if max_aspect is not None and max(width, height) > max_aspect * min(width, height):
@@ -196,9 +239,9 @@ def _decode(
         im.load()
         swapped = im.getexif().get(0x0112, 1) in _SWAPPING_ORIENTATIONS  # from the header
         rgb = to_rgb_array(_upright(im))
-    elif im.format in _STREAMED_FORMATS:
+    elif im.format in _STREAMED_FORMATS and isinstance(source, Path):
         # Pillow finds a PNG's EXIF only by decoding every pixel: libvips reads the orientation
-        rgb, orientation = _vips_reduced(path, math.sqrt(max_pixels / (width * height)))
+        rgb, orientation = _vips_reduced(source, math.sqrt(max_pixels / (width * height)))
         rgb = to_rgb_array(rgb)
         swapped = orientation in _SWAPPING_ORIENTATIONS
     else:  # no reduce-on-load for this format: decode whole, then reduce

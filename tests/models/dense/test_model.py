@@ -186,7 +186,7 @@ def test_fp16_weight_file_round_trips(tmp_path):
     image = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
     ours = DenseDensity(model).log_density(image, (64, 96))
     np.testing.assert_allclose(loaded.log_density(image, (64, 96)), ours, atol=2e-2)
-    with pytest.raises(CheckpointError, match="missing.safetensors: checkpoint not found"):
+    with pytest.raises(CheckpointError, match=r"missing\.safetensors: checkpoint not found"):
         load_checkpoint(tmp_path / "missing.safetensors")
 
 
