@@ -15,17 +15,21 @@ skipped; the rest are written. With ``windows`` each viewing-time window also ge
 from __future__ import annotations
 
 import csv
+import fcntl
 import glob
+import hashlib
 import io
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from salience.analysis.render import display_map, heatmap, overlay, save_png
-from salience.io.atomic import atomic_path, atomic_write
+from salience.io.atomic import atomic_path, atomic_write, remove_stale_temporaries
 from salience.predictor import Prediction, Predictor
 
 IMAGE_SUFFIXES = frozenset(
@@ -48,27 +52,91 @@ SUMMARY_FIELDS = (
 )
 
 
-def collect_inputs(inputs: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
-    """Image files named by files, folders (their images, not recursive) and glob patterns;
-    also the inputs that matched nothing. Order is kept, duplicates dropped."""
+# image formats people use that the decoder cannot read: reported, not passed over in silence
+UNSUPPORTED_SUFFIXES = frozenset(
+    {".heic", ".heif", ".avif", ".svg", ".psd", ".dng", ".cr2", ".nef"}
+)
+
+
+class BatchError(RuntimeError):
+    """A job that cannot run at all (not one bad input: those are rows of the summary)."""
+
+
+def collect_inputs(
+    inputs: Iterable[str | Path], exclude: Path | None = None
+) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Image files named by files, folders (their images, not recursive) and glob patterns, in
+    order, duplicates dropped; and the inputs that gave none, each with the reason (a missing
+    file, a broken link, a folder without images, a format the decoder cannot read). Files
+    inside ``exclude`` (the output folder) are never inputs."""
     found: dict[Path, None] = {}
-    missing: list[str] = []
+    problems: list[tuple[str, str]] = []
+    skip = exclude.resolve() if exclude is not None else None
+
+    def outside(path: Path) -> bool:
+        return skip is None or not path.resolve().is_relative_to(skip)
+
     for item in inputs:
         text = str(item)
         path = Path(text)
         if path.is_dir():
-            matches = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            files = sorted(p for p in path.iterdir() if p.is_file() and outside(p))
+            matches = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+            problems += [
+                (str(p), f"{p}: {p.suffix} images are not supported (convert to PNG or JPEG)")
+                for p in files
+                if p.suffix.lower() in UNSUPPORTED_SUFFIXES
+            ]
+            reason = f"{text}: a folder with no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
         elif path.is_file():
-            matches = [path]
+            matches = [path] if outside(path) else []
+            reason = f"{text}: inside the output folder, which holds outputs, not inputs"
         elif glob.has_magic(text):
-            matches = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+            matched = sorted(Path(p) for p in glob.glob(text, recursive=True))
+            matches = [p for p in matched if p.is_file() and outside(p)]
+            reason = f"{text}: no image file matches this pattern"
         else:
             matches = []
+            reason = (
+                f"{text}: a broken symbolic link or a link loop"
+                if path.is_symlink()
+                else f"{text}: file not found"
+            )
         if not matches:
-            missing.append(text)
+            problems.append((text, reason))
         for match in matches:
             found.setdefault(match, None)
-    return list(found), missing
+    return list(found), problems
+
+
+def input_record(path: Path) -> dict[str, object]:
+    """What identifies an input's content: its size and BLAKE2b digest. Recorded with the
+    outputs, so a rerun redoes an image whose file changed under the same name."""
+    digest = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return {"bytes": path.stat().st_size, "blake2b": digest.hexdigest()}
+
+
+@contextmanager
+def output_lock(out_dir: Path) -> Iterator[None]:
+    """Hold the output folder for one job: a second job into the same folder is refused (it
+    would race on the same files), and temporary files a killed job left are removed."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / ".salience-predict.lock").open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BatchError(
+                f"{out_dir}: another salience predict is writing to this folder; wait for it "
+                "or choose another --out"
+            ) from None
+        remove_stale_temporaries(out_dir)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def output_names(paths: list[Path]) -> dict[Path, str]:
@@ -154,18 +222,36 @@ def predict_settings(
     return settings
 
 
-def is_done(out_dir: Path, name: str, settings: dict[str, object]) -> bool:
+def is_done(
+    out_dir: Path, name: str, settings: dict[str, object], source: dict[str, object] | None = None
+) -> bool:
     """Whether the files of ``name`` (the four, and the windows' maps the settings ask for)
-    exist and were made with ``settings``."""
-    stems = [window_stem(name, label) for label in settings.get("windows", [])]
-    wanted = [f"{name}{s}" for s in OUTPUTS] + [f"{t}{s}" for t in stems for s in MAP_OUTPUTS]
-    if not all((out_dir / f).is_file() for f in wanted):
-        return False
+    exist, are whole, and were made with ``settings`` from the input ``source`` identifies
+    (:func:`input_record`)."""
+    stems = [name] + [window_stem(name, label) for label in settings.get("windows", [])]
     try:
         recorded = json.loads((out_dir / f"{name}_fixations.json").read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        if not isinstance(recorded, dict) or recorded.get("settings") != settings:
+            return False
+        if source is not None and recorded.get("input") != source:
+            return False
+        size = (recorded["size"]["height"], recorded["size"]["width"])
+        return all(_maps_whole(out_dir, stem, size) for stem in stems)
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
         return False
-    return isinstance(recorded, dict) and recorded.get("settings") == settings
+
+
+def _maps_whole(out_dir: Path, stem: str, size: tuple[int, int]) -> bool:
+    """Whether a stem's density and pictures are complete files of the image's size."""
+    density = np.load(out_dir / f"{stem}_density.npy", mmap_mode="r", allow_pickle=False)
+    if density.shape != size or density.dtype != np.float32:
+        return False
+    for suffix in MAP_OUTPUTS[1:]:
+        with Image.open(out_dir / f"{stem}{suffix}") as im:
+            if im.size != size[::-1]:
+                return False
+            im.load()  # a truncated or garbage file fails here
+    return True
 
 
 def write_prediction(
@@ -175,10 +261,11 @@ def write_prediction(
     colormap: str = "jet",
     opacity: float = 0.5,
     settings: dict[str, object] | None = None,
+    source: dict[str, object] | None = None,
 ) -> None:
     """The four files of one image and its windows' maps, each written atomically (PNGs
-    fast-compressed); ``settings`` (see :func:`predict_settings`) are recorded in the fixations
-    JSON, which is written last."""
+    fast-compressed); ``settings`` (see :func:`predict_settings`) and the input's
+    :func:`input_record` are recorded in the fixations JSON, which is written last."""
     image = prediction.image
     if image is None:
         raise ValueError("the prediction holds no image to draw the overlay on")
@@ -189,6 +276,8 @@ def write_prediction(
     record = prediction.fixations_dict()
     if settings is not None:
         record["settings"] = settings
+    if source is not None:
+        record["input"] = source
     atomic_write(out_dir / f"{name}_fixations.json", json.dumps(record, indent=1) + "\n")
 
 
@@ -219,49 +308,69 @@ def run_predict(
     scanpaths: int = 1,
     seed: int = 0,
     windows: bool = False,
+    failed_inputs: Iterable[tuple[str, str]] = (),
 ) -> list[ItemResult]:
     """Predict every image of ``paths`` into ``out_dir``; one :class:`ItemResult` per input,
-    in input order.
+    in input order, after a row for each of ``failed_inputs`` ((input, reason) pairs, e.g.
+    from :func:`collect_inputs`).
 
     Each image gets ``scanpaths`` sampled scanpaths (0: none), seeded by ``seed`` as
     :meth:`Predictor.predict` does, and with ``windows`` one set of maps per viewing-time
-    window. ``summary.csv`` is rewritten after every batch, so it is complete up to where an
-    interrupted run stopped."""
+    window. An image whose outputs are whole and were made from the same content with the same
+    settings is not predicted again. ``summary.csv`` is rewritten after every batch, so it is
+    complete up to where an interrupted run stopped."""
     if scanpaths < 0:
         raise ValueError(f"scanpaths must be >= 0, got {scanpaths}")
-    out_dir.mkdir(parents=True, exist_ok=True)
     names = output_names(paths)
     settings = predict_settings(predictor, colormap, opacity, scanpaths, seed, windows)
+    failed = [ItemResult(Path(text), Path(text).stem, "failed", why) for text, why in failed_inputs]
     results: dict[Path, ItemResult] = {}
+    sources: dict[Path, dict[str, object]] = {}
 
     def record(result: ItemResult) -> None:
         results[result.image] = result
         if advance is not None:
             advance(result)
 
-    todo = []
-    for path in paths:
-        if not overwrite and is_done(out_dir, names[path], settings):
-            record(ItemResult(path, names[path], "exists"))
-        else:
-            todo.append(path)
-    items = predictor.predict_many(todo, batch_size, scanpaths, seed, windows)
-    for done, item in enumerate(items, start=1):
-        path = Path(item.input)
-        if item.prediction is None:
-            record(ItemResult(path, names[path], "failed", item.error or "unreadable"))
-        else:
+    def summary() -> list[ItemResult]:
+        return failed + [results[p] for p in paths if p in results]
+
+    with output_lock(out_dir):
+        todo = []
+        for path in paths:
             try:
-                write_prediction(item.prediction, out_dir, names[path], colormap, opacity, settings)
+                sources[path] = input_record(path)
             except OSError as exc:
-                record(ItemResult(path, names[path], "failed", f"writing: {exc}"))
+                record(ItemResult(path, names[path], "failed", f"{path}: {exc.strerror or exc}"))
+                continue
+            if not overwrite and is_done(out_dir, names[path], settings, sources[path]):
+                record(ItemResult(path, names[path], "exists"))
             else:
-                record(ItemResult.written(path, names[path], item.prediction, item.seconds))
-        if done % batch_size == 0:
-            write_summary([results[p] for p in paths if p in results], out_dir / "summary.csv")
-    ordered = [results[p] for p in paths]
-    write_summary(ordered, out_dir / "summary.csv")
-    return ordered
+                todo.append(path)
+        items = predictor.predict_many(todo, batch_size, scanpaths, seed, windows)
+        for done, item in enumerate(items, start=1):
+            path = Path(item.input)
+            if item.prediction is None:
+                record(ItemResult(path, names[path], "failed", item.error or "unreadable"))
+            else:
+                try:
+                    write_prediction(
+                        item.prediction,
+                        out_dir,
+                        names[path],
+                        colormap,
+                        opacity,
+                        settings,
+                        sources[path],
+                    )
+                except OSError as exc:
+                    record(ItemResult(path, names[path], "failed", f"writing: {exc}"))
+                else:
+                    record(ItemResult.written(path, names[path], item.prediction, item.seconds))
+            if done % batch_size == 0:
+                write_summary(summary(), out_dir / "summary.csv")
+        write_summary(summary(), out_dir / "summary.csv")
+    return summary()
 
 
 def write_summary(results: list[ItemResult], path: Path) -> None:

@@ -349,11 +349,11 @@ def predict_command(
     made with other settings.
     """
     from salience.analysis.render import check_colormap
-    from salience.batch import collect_inputs, run_predict
+    from salience.batch import BatchError, collect_inputs, run_predict
 
-    paths, missing = collect_inputs(inputs)
-    for item in missing:
-        console.print(f"[yellow]warning:[/yellow] {item}: no image found")
+    paths, problems = collect_inputs(inputs, exclude=out)
+    for _, reason in problems:
+        console.print(f"[red]failed:[/red] {reason}")
     if not paths:
         _fail("no images to predict")
     try:
@@ -385,19 +385,25 @@ def predict_command(
             if item.status == "failed":
                 console.print(f"[red]failed:[/red] {item.image}: {item.error}")
 
-        results = run_predict(
-            predictor,
-            paths,
-            out,
-            batch_size,
-            colormap,
-            opacity,
-            overwrite,
-            advance,
-            scanpaths=scanpaths,
-            seed=seed,
-            windows=windows,
-        )
+        try:
+            results = run_predict(
+                predictor,
+                paths,
+                out,
+                batch_size,
+                colormap,
+                opacity,
+                overwrite,
+                advance,
+                scanpaths=scanpaths,
+                seed=seed,
+                windows=windows,
+                failed_inputs=problems,
+            )
+        except BatchError as exc:
+            _fail(str(exc))
+        except OSError as exc:  # the output folder: a file, read-only, on a full disk
+            _fail(f"{out}: cannot write the outputs there ({exc.strerror or exc})")
     counts = {s: sum(r.status == s for r in results) for s in ("written", "exists", "failed")}
     console.print(
         f"{counts['written']} predicted, {counts['exists']} already done, "

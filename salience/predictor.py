@@ -42,7 +42,14 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from salience.data.windows import Window
-from salience.io.images import MAX_PIXELS, ImageReadError, load_image, to_rgb_array
+from salience.io.images import (
+    MAX_PIXELS,
+    DecodedImage,
+    ImageReadError,
+    fit_size,
+    read_image,
+    to_rgb_array,
+)
 from salience.models.base import DensityModel
 from salience.models.sampler import (
     DEFAULT_IMAGE_SPAN_DEGREES,
@@ -56,6 +63,9 @@ if TYPE_CHECKING:
     from salience.models.dense.windows import WindowedDensity
 
 ImageLike = str | Path | Image.Image | np.ndarray
+# Images with more pixels are predicted at a reduced resolution, decoded reduced: memory is set
+# by this, not by what a file claims (the network itself sees about 0.2 MP).
+WORKING_PIXELS = 2048 * 2048
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,7 +128,9 @@ class Prediction:
     (K,) the probability that a fixation lands within one degree of each. ``scanpaths``: the
     scanpaths sampled with the prediction (none unless asked for), from ``scanpath_seed``.
     ``windows``: one map per viewing-time window (none unless asked for). ``image``: the RGB
-    image it was made from (for overlays).
+    image it was made from (for overlays). An image of more than :data:`WORKING_PIXELS` pixels
+    is predicted at a reduced resolution (aspect kept): every array and coordinate is then in
+    that resolution's pixels, and ``original_size`` is the full image's (height, width).
     """
 
     log_density: np.ndarray  # (H, W) float64, natural log, logsumexp = 0
@@ -131,6 +143,7 @@ class Prediction:
     scanpath_seed: int | None = None
     windows: list[WindowMap] = field(default_factory=list)
     image: np.ndarray | None = field(default=None, repr=False)  # (H, W, 3) uint8, the input
+    original_size: tuple[int, int] | None = None  # the file's (height, width) when reduced
 
     @property
     def size(self) -> tuple[int, int]:
@@ -155,9 +168,14 @@ class Prediction:
     def fixations_dict(self) -> dict:
         """The predicted fixations and scanpaths as JSON-ready data (``scanpaths`` may be
         empty; :meth:`Scanpath.from_dict` reads each one back)."""
+        reduced = {}
+        if self.original_size is not None:
+            height, width = self.original_size
+            reduced = {"original_size": {"height": height, "width": width}}
         return {
             "image": self.source,
             "size": {"height": self.size[0], "width": self.size[1]},
+            **reduced,
             "pixels_per_degree": self.pixels_per_degree,
             "fixations": [
                 {"order": i + 1, "x": float(x), "y": float(y), "probability": float(p)}
@@ -174,19 +192,27 @@ class Prediction:
         return json.dumps(self.fixations_dict(), indent=1)
 
 
-def as_rgb(image: ImageLike) -> np.ndarray:
-    """A path, PIL image or array as uint8 RGB (H, W, 3), upright per its EXIF orientation."""
+def as_rgb(image: ImageLike, max_pixels: int | None = None) -> DecodedImage:
+    """A path, PIL image or array as uint8 RGB (H, W, 3), upright per its EXIF orientation,
+    reduced (aspect kept) to at most ``max_pixels`` pixels, with the full image's size; a file
+    is reduced while it is decoded, so memory follows ``max_pixels``, not the file's claims."""
     if isinstance(image, (str, Path)):
-        return load_image(image)
+        return read_image(image, max_pixels)
     if isinstance(image, Image.Image):
         if image.width * image.height > MAX_PIXELS:
             raise ImageReadError(f"{image.width}x{image.height} pixels is larger than allowed")
-        return to_rgb_array(ImageOps.exif_transpose(image))
-    if isinstance(image, np.ndarray):
+        rgb = to_rgb_array(ImageOps.exif_transpose(image))
+    elif isinstance(image, np.ndarray):
         if image.ndim >= 2 and image.shape[0] * image.shape[1] > MAX_PIXELS:
             raise ImageReadError(f"{image.shape[1]}x{image.shape[0]} pixels is larger than allowed")
-        return to_rgb_array(image)
-    raise TypeError(f"expected a path, PIL image or numpy array, got {type(image).__name__}")
+        rgb = to_rgb_array(image)
+    else:
+        raise TypeError(f"expected a path, PIL image or numpy array, got {type(image).__name__}")
+    size = rgb.shape[:2]
+    target = size if max_pixels is None else fit_size(size, max_pixels)
+    if target != size:
+        rgb = np.asarray(Image.fromarray(rgb).resize(target[::-1], Image.Resampling.BILINEAR))
+    return DecodedImage(rgb, size)
 
 
 def _source(image: ImageLike) -> str | None:
@@ -386,25 +412,28 @@ class Predictor:
             self._windowed_model()  # an error before any input is read
         inputs = iter(images)
         while chunk := list(islice(inputs, batch_size)):
-            loaded: list[tuple[ImageLike, np.ndarray]] = []
+            loaded: list[tuple[ImageLike, DecodedImage]] = []
             items: dict[int, PredictionItem] = {}
             for k, image in enumerate(chunk):
                 try:
-                    loaded.append((image, as_rgb(image)))
+                    loaded.append((image, as_rgb(image, WORKING_PIXELS)))
                 except ImageReadError as exc:
                     items[k] = PredictionItem(image, error=str(exc))
             start = time.perf_counter()
-            outputs = self._outputs([array for _, array in loaded], windows) if loaded else []
+            arrays = [decoded.pixels for _, decoded in loaded]
+            outputs = self._outputs(arrays, windows) if loaded else []
             seconds = (time.perf_counter() - start) / max(len(loaded), 1)
             made = iter(zip(loaded, outputs, strict=True))
             for k, image in enumerate(chunk):
                 if k in items:
                     yield items[k]
                     continue
-                (_, array), (log_density, window_maps) = next(made)
+                (_, decoded), (log_density, window_maps) = next(made)
                 prediction = self._result(
-                    array, log_density, _source(image), scanpaths, seed, window_maps
+                    decoded.pixels, log_density, _source(image), scanpaths, seed, window_maps
                 )
+                if decoded.pixels.shape[:2] != decoded.original_size:
+                    prediction.original_size = decoded.original_size
                 yield PredictionItem(image, prediction, seconds=seconds)
 
     def sample_scanpaths(

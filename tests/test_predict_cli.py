@@ -57,7 +57,7 @@ def test_folder_outputs_and_failures(folder, tiny_weights, tmp_path):
     assert rows["a"]["status"] == rows["b"]["status"] == "written"
     assert rows["broken"]["status"] == "failed" and "broken.jpg" in rows["broken"]["error"]
     assert not (out / "broken_density.npy").exists()
-    assert not list(out.glob(".*"))  # no temporary files left
+    assert [p.name for p in out.glob(".*")] == [".salience-predict.lock"]  # no temporary files
 
 
 def test_rerun_skips_finished_images_and_overwrite_redoes_them(folder, tiny_weights, tmp_path):
@@ -99,7 +99,7 @@ def test_interrupted_run_leaves_no_partial_file_and_finishes_on_rerun(
         2,
     )
     assert result.exit_code != 0
-    assert not list(out.glob(".*"))
+    assert [p.name for p in out.glob(".*")] == [".salience-predict.lock"]
     assert not (out / "b_heatmap.png").exists()
     monkeypatch.setattr(batch, "save_png", real_save)
     result = _run(folder / "a.png", folder / "b.jpg", "--out", out, "--checkpoint", tiny_weights)
@@ -114,8 +114,8 @@ def test_globs_duplicate_stems_and_missing_inputs(folder, tiny_weights, tmp_path
     result = _run(
         str(folder / "a.*"), folder / "nothing-here.png", "--out", out, "--checkpoint", tiny_weights
     )
-    assert result.exit_code == 0, result.output
-    assert "nothing-here.png" in result.output
+    assert result.exit_code == 1, result.output  # an input gave no image: the job says so
+    assert "nothing-here.png: file not found" in result.output
     assert (out / "a_png_density.npy").is_file() and (out / "a_jpg_density.npy").is_file()
 
 
@@ -231,3 +231,84 @@ def test_windows_need_the_default_backbone(folder, tiny_weights, tmp_path):
     )
     assert result.exit_code == 2 and "backbone" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_inputs_that_give_no_image_are_failed_rows(folder, tiny_weights, tmp_path):
+    out = tmp_path / "out"
+    (folder / "photo.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "gone.png")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    inputs = [folder / "a.png", tmp_path / "missing.png", tmp_path / "dangling.png", empty]
+    result = _run(*inputs, folder / "photo.heic", "--out", out, "--checkpoint", tiny_weights)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    with open(out / "summary.csv", newline="") as f:
+        rows = {row["image"]: row for row in csv.DictReader(f)}
+    assert rows[str(folder / "a.png")]["status"] == "written"
+    assert "file not found" in rows[str(tmp_path / "missing.png")]["error"]
+    assert "broken symbolic link" in rows[str(tmp_path / "dangling.png")]["error"]
+    assert "no images" in rows[str(empty)]["error"]
+    _run(folder, "--out", out, "--checkpoint", tiny_weights)  # a folder: its .heic is reported
+    with open(out / "summary.csv", newline="") as f:
+        errors = {row["image"]: row["error"] for row in csv.DictReader(f)}
+    assert ".heic images are not supported" in errors[str(folder / "photo.heic")]
+
+
+def test_outputs_inside_the_input_folder_are_not_inputs(folder, tiny_weights):
+    out = folder / "results"
+    first = _run(folder, "--out", out, "--checkpoint", tiny_weights)
+    second = _run(folder, "--out", out, "--checkpoint", tiny_weights)
+    assert first.exit_code == second.exit_code == 1  # broken.jpg
+    with open(out / "summary.csv", newline="") as f:
+        names = sorted(row["name"] for row in csv.DictReader(f))
+    assert names == ["a", "b", "broken"]  # not a_heatmap, a_overlay, ...
+
+
+def test_resume_follows_content_and_redoes_damaged_outputs(folder, tiny_weights, tmp_path):
+    out = tmp_path / "out"
+    args = (folder / "a.png", folder / "b.jpg", "--out", out, "--checkpoint", tiny_weights)
+    assert _run(*args).exit_code == 0
+    assert {r["status"] for r in _rows(out).values()} == {"written"}
+    assert {r["status"] for r in (_run(*args), _rows(out))[1].values()} == {"exists"}
+    # an edited input under the same name, a truncated density, a garbage heatmap
+    Image.fromarray(np.zeros((60, 80, 3), np.uint8)).save(folder / "a.png")
+    (out / "b_heatmap.png").write_bytes(b"garbage")
+    assert _run(*args).exit_code == 0
+    assert {r["status"] for r in _rows(out).values()} == {"written"}
+    with Image.open(out / "b_heatmap.png") as im:
+        im.load()
+    data = (out / "a_density.npy").read_bytes()
+    (out / "a_density.npy").write_bytes(data[: len(data) // 2])
+    (out / ".a_overlay.k3j5x_9q.tmp.png").write_bytes(b"left by a killed writer")
+    assert _run(*args).exit_code == 0
+    rows = _rows(out)
+    assert rows["a"]["status"] == "written" and rows["b"]["status"] == "exists"
+    assert not (out / ".a_overlay.k3j5x_9q.tmp.png").exists()
+
+
+def test_a_second_job_into_the_same_folder_is_refused(folder, tiny_weights, tmp_path):
+    out = tmp_path / "out"
+    with batch.output_lock(out):
+        result = _run(folder / "a.png", "--out", out, "--checkpoint", tiny_weights)
+    assert result.exit_code == 2 and "another salience predict is writing" in result.output
+    assert _run(folder / "a.png", "--out", out, "--checkpoint", tiny_weights).exit_code == 0
+
+
+def test_an_output_location_that_is_a_file_is_a_clear_error(folder, tiny_weights, tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("a file")
+    result = _run(folder / "a.png", "--out", target, "--checkpoint", tiny_weights)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert str(target) in result.output
+
+
+def test_huge_images_are_predicted_reduced(tiny_weights, tmp_path):
+    path = tmp_path / "huge.png"
+    Image.new("RGB", (6000, 4000), (90, 120, 200)).save(path)
+    predictor = Predictor.from_checkpoint(tiny_weights)
+    prediction = predictor.predict(path)
+    height, width = prediction.size
+    assert height * width <= 2048 * 2048 and abs(width / height - 1.5) < 0.01
+    assert prediction.original_size == (4000, 6000)
+    assert prediction.fixations_dict()["original_size"] == {"height": 4000, "width": 6000}

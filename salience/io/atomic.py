@@ -89,3 +89,18 @@ def atomic_write(path: str | Path, data: str | bytes) -> None:
             tmp.write_text(data)
         else:
             tmp.write_bytes(data)
+
+
+# what atomic_path's temporary files are called: ".<stem>.<8 random characters>.tmp<suffix>"
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\.[^.]+)?$")
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_path` that a killed writer left in
+    ``folder``; only for a caller that holds the folder (no writer is running there)."""
+    removed = []
+    for path in Path(folder).iterdir():
+        if _TEMPORARY.match(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
