@@ -105,7 +105,7 @@ def main() -> None:
 
     latency = {
         "default model (network + full-resolution density)": timed(
-            lambda im: predictor.log_densities([im]), images
+            lambda im: predictor.model.log_densities([im]), images
         ),
         "default model, Predictor.predict (+ ordered fixations)": timed(predictor.predict, images),
         "OpenCV spectral residual": timed(sr.saliency_map, images),

@@ -41,6 +41,7 @@ from salience.evaluation.windows import evaluate_window, fit_window_references
 from salience.io.atomic import atomic_write
 from salience.models.base import DensityModel
 from salience.models.dense.windows import DEFAULT_WEIGHT, WindowedDensity
+from salience.models.registry import shipped_weights
 from salience.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +76,7 @@ def main() -> None:
     start = time.perf_counter()
 
     predictor = Predictor.from_pretrained()
-    windowed = predictor.windowed()
+    windowed = WindowedDensity.from_file(shipped_weights("windows"), predictor.model)
     alone = WindowedDensity(predictor.model, windowed.window_readouts, windowed.windows, 0.0)
     sources = [
         ("OSIE val", load_dataset("osie", args.osie), "val"),

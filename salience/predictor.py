@@ -220,6 +220,23 @@ def _source(image: ImageLike) -> str | None:
 
 
 @dataclass(frozen=True, eq=False)
+class ModelOutput:
+    """The model's work on one image, the expensive half of a prediction (as segment-anything's
+    image embedding is): a caller that predicts the same image again, with other scanpaths or
+    regions, keeps it and calls :meth:`Predictor.prediction` (the web service's cache does)."""
+
+    image: np.ndarray  # (H, W, 3) uint8, as the model saw it
+    log_density: np.ndarray  # (H, W) float64
+    windows: np.ndarray | None = None  # (K, H, W) the viewing-time windows', when asked for
+    original_size: tuple[int, int] | None = None  # the file's (height, width) when reduced
+
+    @property
+    def nbytes(self) -> int:
+        extra = 0 if self.windows is None else self.windows.nbytes
+        return self.image.nbytes + self.log_density.nbytes + extra
+
+
+@dataclass(frozen=True, eq=False)
 class PredictionItem:
     """One input of :meth:`Predictor.predict_many`: its prediction, or why it has none.
 
@@ -317,49 +334,70 @@ class Predictor:
             self._windowed = WindowedDensity.from_file(shipped_weights("windows"), self.model)
         return self._windowed
 
-    def _outputs(
-        self, images: list[np.ndarray], windows: bool = False
-    ) -> list[tuple[np.ndarray, np.ndarray | None]]:
-        """Per uint8 RGB image its log-density (H, W) and, with ``windows``, the viewing-time
-        windows' log-densities (K, H, W) from the same forward pass (else None)."""
+    def run_model(
+        self, images: list[np.ndarray | DecodedImage], windows: bool = False
+    ) -> list[ModelOutput]:
+        """The model on uint8 RGB images (or decoded ones, which keep their file's size), batched
+        where it can: per image its log-density and, with ``windows``, the viewing-time
+        windows' log-densities from the same forward pass."""
+        decoded = [
+            im if isinstance(im, DecodedImage) else DecodedImage(im, im.shape[:2]) for im in images
+        ]
+        arrays = [d.pixels for d in decoded]
         if windows:
-            return self._windowed_model().window_log_densities(images)
-        if hasattr(self.model, "log_densities"):
-            return [(log_density, None) for log_density in self.model.log_densities(images)]
-        return [(self.model.log_density(im, im.shape[:2]), None) for im in images]
+            maps = self._windowed_model().window_log_densities(arrays)
+        elif hasattr(self.model, "log_densities"):
+            maps = [(log_density, None) for log_density in self.model.log_densities(arrays)]
+        else:
+            maps = [(self.model.log_density(im, im.shape[:2]), None) for im in arrays]
+        return [
+            ModelOutput(
+                d.pixels,
+                log_density,
+                window_maps,
+                None if d.pixels.shape[:2] == tuple(d.original_size) else tuple(d.original_size),
+            )
+            for d, (log_density, window_maps) in zip(decoded, maps, strict=True)
+        ]
 
     def pixels_per_degree(self, size: tuple[int, int]) -> float:
         """Pixels per degree of an image of ``size`` = (height, width) under the assumed
         viewing geometry."""
         return max(size) / self.image_degrees
 
-    def _result(
-        self,
-        image: np.ndarray,
-        log_density: np.ndarray,
-        source: str | None,
-        scanpaths: int,
-        seed: int,
-        windows: np.ndarray | None,
+    def prediction(
+        self, output: ModelOutput, source: str | None = None, scanpaths: int = 0, seed: int = 0
     ) -> Prediction:
-        """The :class:`Prediction` made from a model's log-density of ``image``, with
-        ``scanpaths`` scanpaths sampled as :meth:`sample_scanpaths` does with ``seed``, and the
-        windows' log-densities (K, H, W) from :meth:`_outputs`, if given."""
+        """The :class:`Prediction` made from the model's output for an image: the likely
+        fixations, ``scanpaths`` scanpaths sampled as :meth:`sample_scanpaths` does with
+        ``seed``, and the windows' maps if the output has them."""
+        if scanpaths < 0:
+            raise ValueError(f"scanpaths must be >= 0, got {scanpaths}")
+        log_density = output.log_density
         ppd = self.pixels_per_degree(log_density.shape)
         density = np.exp(log_density)
         density /= density.sum()
         points, probs = greedy_fixations(density, self.n_fixations, radius_px=ppd)
-        prediction = Prediction(log_density, points, probs, ppd, source, density, image=image)
+        prediction = Prediction(
+            log_density,
+            points,
+            probs,
+            ppd,
+            source,
+            density,
+            image=output.image,
+            original_size=output.original_size,
+        )
         if scanpaths > 0:
             sampled = self.sample_scanpaths(prediction, scanpaths, self.scanpath_length, seed)
             prediction.scanpaths = [
                 Scanpath(sampled.x[i], sampled.y[i], sampled.duration[i]) for i in range(scanpaths)
             ]
             prediction.scanpath_seed = seed
-        if windows is not None:
+        if output.windows is not None:
             prediction.windows = [
                 WindowMap(window, log_window)
-                for window, log_window in zip(self.windows, windows, strict=True)
+                for window, log_window in zip(self.windows, output.windows, strict=True)
             ]
         return prediction
 
@@ -412,28 +450,21 @@ class Predictor:
             self._windowed_model()  # an error before any input is read
         inputs = iter(images)
         while chunk := list(islice(inputs, batch_size)):
-            loaded: list[tuple[ImageLike, DecodedImage]] = []
+            loaded: list[DecodedImage] = []
             items: dict[int, PredictionItem] = {}
             for k, image in enumerate(chunk):
                 try:
-                    loaded.append((image, as_rgb(image, WORKING_PIXELS)))
+                    loaded.append(as_rgb(image, WORKING_PIXELS))
                 except ImageReadError as exc:
                     items[k] = PredictionItem(image, error=str(exc))
             start = time.perf_counter()
-            arrays = [decoded.pixels for _, decoded in loaded]
-            outputs = self._outputs(arrays, windows) if loaded else []
+            outputs = iter(self.run_model(loaded, windows) if loaded else [])
             seconds = (time.perf_counter() - start) / max(len(loaded), 1)
-            made = iter(zip(loaded, outputs, strict=True))
             for k, image in enumerate(chunk):
                 if k in items:
                     yield items[k]
                     continue
-                (_, decoded), (log_density, window_maps) = next(made)
-                prediction = self._result(
-                    decoded.pixels, log_density, _source(image), scanpaths, seed, window_maps
-                )
-                if decoded.pixels.shape[:2] != decoded.original_size:
-                    prediction.original_size = decoded.original_size
+                prediction = self.prediction(next(outputs), _source(image), scanpaths, seed)
                 yield PredictionItem(image, prediction, seconds=seconds)
 
     def sample_scanpaths(

@@ -17,7 +17,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -28,7 +28,7 @@ from salience.analysis.regions import Region, RegionError
 from salience.analysis.render import difference_map, display_map, gaze_plot, heatmap, overlay
 from salience.batch import predict_settings
 from salience.io.images import ImageReadError, ImageTooLargeError, NotAnImageError, decode_image
-from salience.predictor import Prediction, Predictor
+from salience.predictor import ModelOutput, Prediction, Predictor
 from salience.service.errors import ApiError
 
 T = TypeVar("T")
@@ -42,39 +42,24 @@ class Upload:
     name: str
 
 
-@dataclass(frozen=True)
-class Outputs:
-    """What the model made of one image: the image itself, its log-density, and the
-    viewing-time windows' log-densities (K, H, W) when they were asked for."""
-
-    image: np.ndarray  # (H, W, 3) uint8
-    log_density: np.ndarray  # (H, W)
-    windows: np.ndarray | None
-
-    @property
-    def nbytes(self) -> int:
-        extra = 0 if self.windows is None else self.windows.nbytes
-        return self.image.nbytes + self.log_density.nbytes + extra
-
-
 class OutputCache:
     """The model's outputs for recently seen images, keyed by a hash of the file's bytes, least
     recently used first out, holding at most ``max_bytes`` of arrays. Thread-safe."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._items: OrderedDict[str, Outputs] = OrderedDict()
+        self._items: OrderedDict[str, ModelOutput] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> Outputs | None:
+    def get(self, key: str) -> ModelOutput | None:
         with self._lock:
             found = self._items.get(key)
             if found is not None:
                 self._items.move_to_end(key)
             return found
 
-    def put(self, key: str, outputs: Outputs) -> None:
+    def put(self, key: str, outputs: ModelOutput) -> None:
         if outputs.nbytes > self.max_bytes:
             return
         with self._lock:
@@ -168,14 +153,14 @@ class Engine:
         """Load the viewing-time readouts now (not racing on first use in two threads);
         False for a model they do not run on."""
         try:
-            self.predictor.windowed()
+            self.predictor.windows  # noqa: B018 (loads the readouts)
         except (ValueError, FileNotFoundError):
             return False
         return True
 
     # ------------------------------------------------------------------ the model
 
-    def outputs(self, upload: Upload, windows: bool = False) -> Outputs:
+    def outputs(self, upload: Upload, windows: bool = False) -> ModelOutput:
         """The model's outputs for an upload, from the cache when the same bytes came before."""
         if windows and not self.windows_available:
             raise ApiError(
@@ -189,8 +174,7 @@ class Engine:
         if cached is not None and (cached.windows is not None or not windows):
             return cached
         image = decode_upload(upload)
-        ((log_density, window_maps),) = self.predictor.outputs([image], windows)
-        found = Outputs(image, log_density, window_maps)
+        (found,) = self.predictor.run_model([image], windows)
         self.cache.put(key, found)
         return found
 
@@ -199,10 +183,9 @@ class Engine:
     ) -> tuple[np.ndarray, Prediction]:
         """The image and its :class:`~salience.predictor.Prediction`."""
         out = self.outputs(upload, windows)
-        window_maps = out.windows if windows else None
-        return out.image, self.predictor.result(
-            out.log_density, upload.name, scanpaths, seed, window_maps
-        )
+        if not windows:
+            out = replace(out, windows=None)
+        return out.image, self.predictor.prediction(out, upload.name, scanpaths, seed)
 
     # ------------------------------------------------------------------ endpoints
 
