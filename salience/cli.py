@@ -382,8 +382,9 @@ def predict_command(
 
         def advance(item) -> None:
             bar.advance(task)
-            if item.status == "failed":
-                console.print(f"[red]failed:[/red] {item.image}: {item.error}")
+            if item.status == "failed":  # errors name the file; a writing error may not
+                said = item.error if str(item.image) in item.error else f"{item.image}: {item.error}"
+                console.print(f"[red]failed:[/red] {said}")
 
         try:
             results = run_predict(
