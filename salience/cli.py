@@ -102,6 +102,16 @@ def _predictor(
     """The Predictor of a shipped model or of trained weights; a clear error otherwise."""
     from salience.predictor import Predictor
 
+    if device is not None:
+        import torch
+
+        try:
+            kind = torch.device(device).type
+            torch.empty(1, device=device)
+        except (RuntimeError, ValueError) as exc:
+            _fail(f"--device {device}: not a usable torch device ({str(exc).splitlines()[0]})")
+        if kind == "meta":
+            _fail("--device meta holds no data: choose cpu, cuda, cuda:N or mps")
     try:
         if checkpoint is not None:
             return Predictor.from_checkpoint(checkpoint, device, condition, **kwargs)
@@ -177,6 +187,8 @@ def eval_command(
     """Score models or a folder of maps on a dataset split: one row per model."""
     if mode not in MODES:
         _fail(f"--mode must be one of {', '.join(MODES)}")
+    if out is not None and out.is_dir():
+        _fail(f"{out}: is a folder; --out names the results file to write (e.g. results.json)")
     if not model and predictions is None and checkpoint is None:
         model = ["center-bias", "gold-standard"]
     try:
@@ -259,17 +271,17 @@ def eval_command(
     # wide enough that no metric name is folded, even in a narrow terminal or a pipe
     Console(width=max(Console().width, 150)).print(table)
     if out is not None:
-        json_path, csv_path = write_results(
-            results,
-            out,
-            extra={
-                "split": split,
-                "explainable_information_gain_percent": explained,
-                "gold_standard_information_gain": ig_gold,
-                "gold_standard_params": vars(gold.params),
-                "center_bias_params": vars(center_bias.params),
-            },
-        )
+        extra = {
+            "split": split,
+            "explainable_information_gain_percent": explained,
+            "gold_standard_information_gain": ig_gold,
+            "gold_standard_params": vars(gold.params),
+            "center_bias_params": vars(center_bias.params),
+        }
+        try:
+            json_path, csv_path = write_results(results, out, extra=extra)
+        except OSError as exc:
+            _fail(f"{out}: cannot write the results there ({exc.strerror or exc})")
         console.print(f"wrote {json_path} and {csv_path}")
 
 

@@ -21,8 +21,9 @@ from salience.analysis.aoi import analyze, compare
 from salience.analysis.regions import Region, grid_regions
 from salience.analysis.render import COMMON_COLORMAPS, colormap_table, display_map
 from salience.io.images import decode_image
+from salience.predictor import ModelOutput
 from salience.service import ServiceSettings, create_app
-from salience.service.engine import InferencePool, OutputCache, Outputs
+from salience.service.engine import InferencePool, OutputCache
 from salience.service.errors import ApiError, BodyLimit, BodyTooLarge
 from tests.service.conftest import VARIANT, small_example
 
@@ -493,8 +494,8 @@ def test_pool_runs_at_most_workers_at_once_and_refuses_past_the_queue() -> None:
 
 
 def test_output_cache_stays_within_its_bytes() -> None:
-    def outputs(side: int) -> Outputs:
-        return Outputs(np.zeros((side, side, 3), np.uint8), np.zeros((side, side)), None)
+    def outputs(side: int) -> ModelOutput:
+        return ModelOutput(np.zeros((side, side, 3), np.uint8), np.zeros((side, side)), None)
 
     one = outputs(10).nbytes  # 300 + 800 bytes
     cache = OutputCache(max_bytes=3 * one)
