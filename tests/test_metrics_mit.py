@@ -84,6 +84,30 @@ def test_antonio_blur_is_a_wider_gaussian_with_zero_borders() -> None:
     assert blurred.sum() < 1.9  # the corner fixation's mass leaves the image
 
 
+def _antonio_by_fft(image: np.ndarray, sigma: float) -> np.ndarray:
+    """The MIT blur done literally: zero-pad into 2n x 2n, multiply the 2-D spectrum, crop."""
+    height, width = image.shape
+    longest = max(height, width)
+    cutoff = longest * math.sqrt(math.log(2) / (2 * math.pi**2 * sigma**2))
+    n = 2 ** math.ceil(math.log2(longest + longest % 2))
+    padded = np.zeros((2 * n, 2 * n))
+    padded[n : n + height, n : n + width] = image
+    f = np.arange(n) - n / 2
+    transfer = np.zeros((2 * n, 2 * n))
+    transfer[n // 2 : 3 * n // 2, n // 2 : 3 * n // 2] = np.exp(
+        -(f[:, None] ** 2 + f[None, :] ** 2) / (2 * cutoff / math.sqrt(math.log(2))) ** 2
+    )
+    blurred = np.fft.ifft2(np.fft.fft2(padded) * np.fft.fftshift(transfer)).real
+    return blurred[n : n + height, n : n + width]
+
+
+@pytest.mark.parametrize(("shape", "sigma"), [((48, 40), 1.5), ((37, 91), 6.0), ((64, 64), 3.0)])
+def test_antonio_blur_is_the_padded_fft_filter(shape: tuple[int, int], sigma: float) -> None:
+    image = np.random.default_rng(0).random(shape)
+    expected = _antonio_by_fft(image, sigma)
+    np.testing.assert_allclose(mit.antonio_blur(image, sigma), expected, atol=1e-14)
+
+
 def test_reference_map_counts_a_fixated_pixel_once() -> None:
     xs, ys = [5.2, 5.7, 20.0], [4.1, 4.9, 10.0]  # the first two share a pixel
     ref = mit.reference_map(xs, ys, (24, 32), 2.0)
