@@ -410,7 +410,8 @@ def auc_shuffled(
     each draw as many of them as there are distinct fixated pixels (without replacement, from
     ``rng``), and the min-max-rescaled map is thresholded at 0, 0.1, ..., 1 only. Where most
     pixels lie below 0.1 (peaked maps) the coarse grid merges them into one ROC segment, so
-    this convention scores such maps lower, by about 0.02 on average on OSIE.
+    this convention scores such maps lower: by 0.13 on average for the default model's
+    densities on OSIE val (BENCHMARKS.md).
     """
     if _is_mit(convention):
         shape = _as_map(sal, "saliency map").shape
@@ -584,8 +585,8 @@ def nss(
     (a pixel fixated twice counts twice). ``convention="mit"``: ``NSS.m``
     (:func:`salience.evaluation.mit.nss`): MATLAB's sample std (``ddof=1``, a factor
     ``sqrt((N - 1) / N)``, 1e-6 relative for 800x600) and the mean over the distinct fixated
-    pixels (the binary fixation map), which differs wherever pixels are fixated repeatedly (up
-    to about 0.02 on OSIE images). Both: a constant map scores 0 (MATLAB returns NaN), and the
+    pixels (the binary fixation map), which differs wherever pixels are fixated repeatedly (by
+    up to 0.34 on an OSIE val image for the default model's peaked density). Both: a constant map scores 0 (MATLAB returns NaN), and the
     score is invariant to ``a * sal + b`` for ``a > 0``.
     """
     if _is_mit(convention):
@@ -695,7 +696,7 @@ def sim(
     shifted only if they have negative values. ``convention="mit"``: ``similarity.m``
     (:func:`salience.evaluation.mit.sim`): each map is first rescaled to [0, 1] (its minimum
     subtracted even when positive), which changes the score of maps whose minimum is above 0
-    (about 0.004 on spectral-residual maps), and a map of another size is resized to the
+    (about 0.004 on spectral-residual maps, issue 21), and a map of another size is resized to the
     reference's. Both: symmetric, in [0, 1], 1 for identical maps.
     """
     if _is_mit(convention):

@@ -14,7 +14,9 @@ What the MIT code does that pysaliency does not:
 * **Resizing.** A saliency map of another size than the fixation map is resized to it with
   MATLAB's ``imresize`` default: bicubic (Keys, ``a = -0.5``), with antialiasing when shrinking,
   and symmetric (mirror) padding at the borders (:func:`imresize`). Bilinear is not used because
-  every metric file calls ``imresize`` without a method, and bicubic is MATLAB's default.
+  every metric file calls ``imresize`` without a method, and bicubic is MATLAB's default. (GNU
+  Octave's ``imresize`` is a different implementation, not checked here: to compare with an
+  Octave run, give maps at the fixation map's size, where no resizing happens.)
 * **Binary fixation maps.** The fixation-based metrics see the distinct fixated pixels (a pixel
   fixated twice counts once): AUC-Judd, AUC-Borji, sAUC, NSS and IG.
 * **Rescaling.** AUC-Borji, sAUC, SIM and IG first rescale each map to [0, 1] (minimum to 0,
@@ -29,7 +31,9 @@ What the MIT code does that pysaliency does not:
   Gaussian and reflecting borders. Because MIT converts the blur's ``sigma`` into a cut-off
   frequency relative to the image's longer side but applies it on the padded power-of-two grid,
   its effective spatial sigma is ``sigma * n / max(height, width)`` with ``n`` that power of two
-  (1.28 times wider for an 800x600 image).
+  (1.28 times wider for an 800x600 image). This is the repository's current ``antonioGaussian``
+  (zero padding to ``2n x 2n``, edited in 2017); the original filtered on the ``n x n`` grid
+  without padding, so its blur wrapped around the image's borders.
 
 Where the MATLAB code divides by zero (a constant map) and returns NaN, these functions return
 the chance level instead, as the pysaliency convention does: AUCs 0.5, NSS and CC 0, and SIM
