@@ -22,6 +22,7 @@ from salience.evaluation.evaluate import (
     explainable_information_gain,
     write_results,
 )
+from salience.evaluation.metrics import CONVENTIONS
 from salience.models.baselines import fit_references
 from salience.models.registry import describe_models, load_checkpoint, load_pretrained
 from salience.models.sampler import DEFAULT_IMAGE_SPAN_DEGREES
@@ -183,10 +184,19 @@ def eval_command(
             "include_initial_fixation (true/false)."
         ),
     ] = None,
+    convention: Annotated[
+        str,
+        typer.Option(
+            help="Metric definitions: pysaliency (Tübingen benchmark) or mit (the MIT "
+            "benchmark's MATLAB code, for comparison with tables made with it)."
+        ),
+    ] = "pysaliency",
 ) -> None:
     """Score models or a folder of maps on a dataset split: one row per model."""
     if mode not in MODES:
         _fail(f"--mode must be one of {', '.join(MODES)}")
+    if convention not in CONVENTIONS:
+        _fail(f"--convention must be one of {', '.join(CONVENTIONS)}")
     if out is not None and out.is_dir():
         _fail(f"{out}: is a folder; --out names the results file to write (e.g. results.json)")
     if not model and predictions is None and checkpoint is None:
@@ -253,28 +263,39 @@ def eval_command(
                 predictions=folder,
                 name=name,
                 progress=_progress(name),
+                convention=convention,
             )
         except (KeyError, ValueError, FileNotFoundError, DataFormatError) as exc:
             _fail(f"{name}: {exc}")
         results.append(result)
 
+    # The gold standard's IG is the pysaliency one: the % scale exists in that convention only.
     explained = {
-        r.model: explainable_information_gain(r.means["IG"], 0.0, ig_gold) for r in results
+        r.model: explainable_information_gain(r.means["IG"], 0.0, ig_gold)
+        if convention == "pysaliency"
+        else None
+        for r in results
     }
-    table = Table(title=f"{evaluated.name} ({mode} mode, IG vs center bias)")
+    table = Table(title=f"{evaluated.name} ({mode} mode, {convention} metrics, IG vs center bias)")
     table.add_column("model")
     for m in METRICS:
         table.add_column(m, justify="right")
     table.add_column("% expl. IG", justify="right")
     for r in results:
-        table.add_row(r.model, *(f"{r.means[m]:.4f}" for m in METRICS), f"{explained[r.model]:.1f}")
+        share = explained[r.model]
+        table.add_row(
+            r.model,
+            *(f"{r.means[m]:.4f}" for m in METRICS),
+            "n/a" if share is None else f"{share:.1f}",
+        )
     # wide enough that no metric name is folded, even in a narrow terminal or a pipe
     Console(width=max(Console().width, 150)).print(table)
     if out is not None:
         extra = {
             "split": split,
+            "convention": convention,
             "explainable_information_gain_percent": explained,
-            "gold_standard_information_gain": ig_gold,
+            "gold_standard_information_gain": ig_gold if convention == "pysaliency" else None,
             "gold_standard_params": vars(gold.params),
             "center_bias_params": vars(center_bias.params),
         }
@@ -395,7 +416,9 @@ def predict_command(
         def advance(item) -> None:
             bar.advance(task)
             if item.status == "failed":  # errors name the file; a writing error may not
-                said = item.error if str(item.image) in item.error else f"{item.image}: {item.error}"
+                said = (
+                    item.error if str(item.image) in item.error else f"{item.image}: {item.error}"
+                )
                 console.print(f"[red]failed:[/red] {said}")
 
         try:

@@ -17,6 +17,14 @@ of all other images of the evaluated split, placed at the same relative position
 For the gold standard, fixation metrics (AUCs, NSS, IG, LL) score each observer on the density of
 the others; its CC, KL and SIM compare the leave-one-out density with the all-observer reference,
 which contains that observer too, so they are slightly optimistic.
+
+``convention`` picks the metric definitions (:data:`salience.evaluation.metrics.CONVENTIONS`):
+``"pysaliency"`` (default) as above; ``"mit"``, the MIT benchmark's MATLAB code
+(:mod:`salience.evaluation.mit`): its metrics, its reference maps (the binary fixation map
+blurred by its frequency-domain Gaussian with the same ``sigma_deg``), sAUC negatives at the
+fixated pixels of 10 other images drawn at random (as its scoring code and Borji do), saliency
+maps of another size resized by bicubic ``imresize`` inside each metric, and IG as its
+``InfoGain.m`` against the center bias map. The result records its convention.
 """
 
 from __future__ import annotations
@@ -33,7 +41,8 @@ import numpy as np
 from PIL import Image
 
 from salience.data.dataset import Dataset, Stimulus
-from salience.evaluation import metrics
+from salience.evaluation import metrics, mit
+from salience.evaluation.metrics import CONVENTIONS
 from salience.io.atomic import atomic_write
 from salience.io.images import load_image
 from salience.models.base import DensityModel, ObserverConditionalModel
@@ -56,6 +65,7 @@ class EvaluationResult:
     dataset: str
     mode: str
     per_image: dict[str, dict[str, float]]
+    convention: str = "pysaliency"
     means: dict[str, float] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -66,6 +76,7 @@ class EvaluationResult:
             "model": self.model,
             "dataset": self.dataset,
             "mode": self.mode,
+            "convention": self.convention,
             "n_images": len(self.per_image),
             "means": self.means,
             "per_image": self.per_image,
@@ -127,10 +138,10 @@ def _image_metrics(
     mode: str,
     reference: np.ndarray,
     sigma_px: float,
-    other_xs: np.ndarray,
-    other_ys: np.ndarray,
+    negatives: tuple[np.ndarray, np.ndarray] | np.ndarray,
     rng: np.random.Generator,
     given_map: np.ndarray | None = None,
+    convention: str = "pysaliency",
 ) -> dict[str, float]:
     """All metrics of one image, named as in :data:`METRICS`.
 
@@ -138,7 +149,23 @@ def _image_metrics(
     from ``log_density``; in probabilistic mode each metric scores its optimal map. The center
     bias ``baseline`` is the reference of IG and the negatives' distribution of sAUC. With no
     negatives (no other image of the dataset has fixations) sAUC is undefined: NaN.
+    ``negatives`` are sAUC's: the other fixations ``(xs, ys)`` in this image's pixels, or under
+    the MIT convention the map of their locations (:func:`salience.evaluation.mit.shuffled_map`).
     """
+    if convention == "mit":
+        return _mit_image_metrics(
+            log_density,
+            baseline,
+            xs,
+            ys,
+            mode=mode,
+            reference=reference,
+            sigma_px=sigma_px,
+            other_map=negatives,
+            rng=rng,
+            given_map=given_map,
+        )
+    other_xs, other_ys = negatives
     has_negatives = len(other_xs) > 0
     common = {
         "ref_map": reference,
@@ -167,6 +194,63 @@ def _image_metrics(
     return {_NAMES[k]: float(v) for k, v in values.items() if k in _NAMES}
 
 
+def _mit_image_metrics(
+    log_density: np.ndarray,
+    baseline: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    *,
+    mode: str,
+    reference: np.ndarray,
+    sigma_px: float,
+    other_map: np.ndarray,
+    rng: np.random.Generator,
+    given_map: np.ndarray | None,
+) -> dict[str, float]:
+    """:func:`_image_metrics` under the MIT convention; ``given_map`` may have any size."""
+    common = {
+        "size": log_density.shape,
+        "ref_map": reference,
+        "sigma_px": sigma_px,
+        "other_map": other_map,
+        "rng": rng,
+    }
+    if mode == "map":
+        saliency = np.exp(log_density) if given_map is None else given_map
+        values = mit.evaluate_map(saliency, xs, ys, mode="map", **common)
+        values["log_likelihood"] = metrics.log_likelihood(log_density, xs, ys)
+        values["information_gain"] = mit.information_gain(
+            saliency, np.exp(baseline), xs, ys, size=log_density.shape
+        )
+    else:
+        values = mit.evaluate_map(
+            log_density,
+            xs,
+            ys,
+            mode="probabilistic",
+            baseline_log_density=baseline,
+            shuffled_log_density=baseline,
+            **common,
+        )
+    return {_NAMES[k]: float(v) for k, v in values.items() if k in _NAMES}
+
+
+def _mit_negatives(dataset: Dataset, index: int, rng: np.random.Generator) -> np.ndarray:
+    """sAUC's negative locations for image ``index`` as the MIT scoring code picks them.
+
+    The fixated pixels of :data:`salience.evaluation.mit.SHUFFLED_IMAGES` other images with
+    fixations, drawn at random without replacement, their binary maps resized to this image.
+    """
+    stimuli = dataset.stimuli
+    candidates = [j for j, s in enumerate(stimuli) if j != index and s.n_fixations > 0]
+    if not candidates:
+        raise ValueError("sAUC needs fixations on at least one other image of the split")
+    count = min(mit.SHUFFLED_IMAGES, len(candidates))
+    chosen = rng.choice(candidates, size=count, replace=False)
+    others = [(*stimuli[j].fixations(), stimuli[j].size) for j in chosen]
+    return mit.shuffled_map(others, stimuli[index].size)
+
+
 def evaluate(
     model: DensityModel | None,
     dataset: Dataset,
@@ -179,15 +263,20 @@ def evaluate(
     name: str | None = None,
     progress: Callable[[Sequence[Stimulus]], Sequence[Stimulus]] | None = None,
     references: Callable[[Stimulus], np.ndarray] | None = None,
+    convention: str = "pysaliency",
 ) -> EvaluationResult:
     """Score ``model`` (or the maps in ``predictions``) on every stimulus of ``dataset``.
 
     ``center_bias`` must already be fitted; it is the baseline of information gain and, in the
     probabilistic mode, the distribution of shuffled-AUC negatives. ``references`` gives the map
-    CC, KL and SIM compare with per stimulus (default: its fixations' empirical density).
+    CC, KL and SIM compare with per stimulus (default: its fixations' empirical density, or MIT's
+    reference map under ``convention="mit"``). ``convention`` is ``"pysaliency"`` or ``"mit"``
+    (see the module docstring).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
     if (model is None) == (predictions is None):
         raise ValueError("give exactly one of a model or a predictions folder")
     if predictions is not None:
@@ -199,7 +288,9 @@ def evaluate(
                 f"{len(dataset)} images, e.g. {', '.join(missing[:5])}"
             )
     rng = np.random.default_rng(seed)
-    neg_x, neg_y, neg_n, neg_h, neg_w = _shuffled_negatives(dataset)
+    is_mit = convention == "mit"
+    if not is_mit:
+        neg_x, neg_y, neg_n, neg_h, neg_w = _shuffled_negatives(dataset)
     stimuli = progress(dataset.stimuli) if progress else dataset.stimuli
     per_image: dict[str, dict[str, float]] = {}
     for i, stim in enumerate(stimuli):
@@ -207,27 +298,38 @@ def evaluate(
         if len(xs) == 0:
             continue
         sigma_px = sigma_deg * dataset.ppd(stim)
-        if references is None:
-            reference = metrics.empirical_density(xs, ys, stim.size, sigma_px)
-        else:
+        if references is not None:
             reference = references(stim)
-        others = neg_n != i
-        other_xs, other_ys = metrics.rescale_fixations(
-            neg_x[others], neg_y[others], (neg_h[others], neg_w[others]), stim.size
-        )
-        # rounding must not push a point from the last pixel onto the border
-        other_xs = np.minimum(other_xs, np.nextafter(stim.width, 0))
-        other_ys = np.minimum(other_ys, np.nextafter(stim.height, 0))
+        elif is_mit:
+            reference = mit.reference_map(xs, ys, stim.size, sigma_px)
+        else:
+            reference = metrics.empirical_density(xs, ys, stim.size, sigma_px)
+        if is_mit:
+            negatives = _mit_negatives(dataset, i, rng)
+        else:
+            others = neg_n != i
+            other_xs, other_ys = metrics.rescale_fixations(
+                neg_x[others], neg_y[others], (neg_h[others], neg_w[others]), stim.size
+            )
+            # rounding must not push a point from the last pixel onto the border
+            other_xs = np.minimum(other_xs, np.nextafter(stim.width, 0))
+            other_ys = np.minimum(other_ys, np.nextafter(stim.height, 0))
+            negatives = (other_xs, other_ys)
         baseline = center_bias.log_density(None, stim.size)
         if isinstance(model, ObserverConditionalModel):
             per_image[stim.id] = _observer_conditional_metrics(
-                model, stim, baseline, reference, other_xs, other_ys, mode, sigma_px, rng
+                model, stim, baseline, reference, negatives, mode, sigma_px, rng, convention
             )
             continue
         given_map = None
         if predictions is not None:
-            given_map = read_prediction(_prediction_path(predictions, stim.id), stim.size)
-            log_density = map_to_log_density(given_map)
+            path = _prediction_path(predictions, stim.id)
+            if is_mit:  # each MIT metric resizes the map itself (bicubic)
+                given_map = load_prediction(path)
+                log_density = map_to_log_density(mit.imresize(given_map, stim.size))
+            else:
+                given_map = read_prediction(path, stim.size)
+                log_density = map_to_log_density(given_map)
         else:
             image = load_image(stim.path) if model.needs_image else None
             log_density = model.log_density(image, stim.size)
@@ -239,13 +341,13 @@ def evaluate(
             mode=mode,
             reference=reference,
             sigma_px=sigma_px,
-            other_xs=other_xs,
-            other_ys=other_ys,
+            negatives=negatives,
             rng=rng,
             given_map=given_map,
+            convention=convention,
         )
     label = name or (model.name if model is not None else str(predictions))
-    return EvaluationResult(label, dataset.name, mode, per_image)
+    return EvaluationResult(label, dataset.name, mode, per_image, convention)
 
 
 def _observer_conditional_metrics(
@@ -253,11 +355,11 @@ def _observer_conditional_metrics(
     stim: Stimulus,
     baseline: np.ndarray,
     reference: np.ndarray,
-    other_xs: np.ndarray,
-    other_ys: np.ndarray,
+    negatives: tuple[np.ndarray, np.ndarray] | np.ndarray,
     mode: str,
     sigma_px: float,
     rng: np.random.Generator,
+    convention: str,
 ) -> dict[str, float]:
     """Each observer scored on the density of the others; fixation-weighted mean over observers."""
     xs, ys = stim.fixations()
@@ -274,9 +376,9 @@ def _observer_conditional_metrics(
                 mode=mode,
                 reference=reference,
                 sigma_px=sigma_px,
-                other_xs=other_xs,
-                other_ys=other_ys,
+                negatives=negatives,
                 rng=rng,
+                convention=convention,
             )
         )
         weights.append(sel.sum())
@@ -297,7 +399,22 @@ def _prediction_path(folder: Path, stimulus_id: str) -> Path | None:
 
 
 def read_prediction(path: Path, size: tuple[int, int]) -> np.ndarray:
-    """A saliency map file (.npy 2-D array or grayscale .png) resized to (height, width)."""
+    """A saliency map file (.npy 2-D array or grayscale .png) resized to (height, width).
+
+    Resized bilinearly (PIL) when its size differs; the MIT convention resizes with
+    :func:`salience.evaluation.mit.imresize` inside each metric instead.
+    """
+    arr = load_prediction(path)
+    if arr.shape != size:
+        resized = Image.fromarray(arr.astype(np.float32), mode="F").resize(
+            (size[1], size[0]), Image.Resampling.BILINEAR
+        )
+        arr = np.asarray(resized, dtype=np.float64)
+    return arr
+
+
+def load_prediction(path: Path) -> np.ndarray:
+    """A saliency map file (.npy 2-D array or grayscale .png) as a finite float64 2-D array."""
     if path.suffix == ".npy":
         try:
             arr = np.load(path, allow_pickle=False)
@@ -312,11 +429,6 @@ def read_prediction(path: Path, size: tuple[int, int]) -> np.ndarray:
         raise ValueError(f"{path}: a saliency map must be 2-D, got shape {arr.shape}")
     if not np.isfinite(arr).all():
         raise ValueError(f"{path}: saliency map contains NaN or infinity")
-    if arr.shape != size:
-        resized = Image.fromarray(arr.astype(np.float32), mode="F").resize(
-            (size[1], size[0]), Image.Resampling.BILINEAR
-        )
-        arr = np.asarray(resized, dtype=np.float64)
     return arr
 
 
@@ -329,10 +441,11 @@ def write_results(
     atomic_write(path, json.dumps(payload, indent=1))
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["model", "dataset", "mode", "n_images", *METRICS])
+    writer.writerow(["model", "dataset", "mode", "convention", "n_images", *METRICS])
     for r in results:
         writer.writerow(
-            [r.model, r.dataset, r.mode, len(r.per_image)] + [f"{r.means[m]:.6g}" for m in METRICS]
+            [r.model, r.dataset, r.mode, r.convention, len(r.per_image)]
+            + [f"{r.means[m]:.6g}" for m in METRICS]
         )
     csv_path = path.with_suffix(".csv")
     atomic_write(csv_path, buf.getvalue())

@@ -16,6 +16,19 @@ Shared conventions
 * Log-densities are natural-log probability masses per pixel (``exp`` sums to 1 over the image),
   the pysaliency convention; log-likelihoods are reported in bits per fixation.
 
+Two conventions
+---------------
+Every metric takes ``convention``: ``"pysaliency"`` (the default; the Tübingen benchmark's
+definitions, checked against pysaliency in ``tests/test_metrics.py``) or ``"mit"`` (the MIT
+saliency benchmark's MATLAB code, implemented in :mod:`salience.evaluation.mit`, where the
+differences are listed). In short, the MIT code counts a fixated pixel once (binary fixation
+map), samples AUC-Borji's and sAUC's negatives and thresholds their maps at 0, 0.1, ..., 1 only,
+uses the sample std in NSS, rescales maps to [0, 1] in SIM, blurs its reference maps with its
+own frequency-domain Gaussian, and resizes maps with bicubic ``imresize``. Use ``pysaliency`` to
+compare with the Tübingen (MIT/Tübingen) leaderboard and pysaliency users, ``mit`` to compare
+with tables computed with the MIT code (the older MIT300 pages, SALICON, many papers' sAUC).
+Log-likelihood has no MIT counterpart and has no ``convention``.
+
 References
 ----------
 [MIT]  Bylinskii, Judd, Oliva, Torralba, Durand, "What do different evaluation metrics tell us
@@ -33,14 +46,19 @@ from __future__ import annotations
 
 import functools
 import math
+from types import ModuleType
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 from scipy.ndimage import gaussian_filter1d
 
-#: The epsilon of the MIT benchmark's ``KLdiv.m`` (MATLAB's ``eps`` as written there).
+#: The KL epsilon of pysaliency (its rounding of MATLAB's ``eps``, which ``KLdiv.m`` uses).
 MIT_EPS = 2.2204e-16
+
+#: The metric conventions: pysaliency's (the default) and the MIT benchmark's MATLAB code's.
+CONVENTIONS = ("pysaliency", "mit")
+Convention = Literal["pysaliency", "mit"]
 
 #: Metrics whose optimal saliency map is the predicted density itself [KWB].
 DENSITY_METRICS = frozenset({"auc_judd", "auc_borji", "auc_uniform", "nss"})
@@ -54,6 +72,20 @@ _NORMALIZATION_TOLERANCE = 1e-3
 
 Size = tuple[int, int]
 Seed = np.random.Generator | int | None
+
+
+def _is_mit(convention: str) -> bool:
+    """True for the MIT convention, False for pysaliency's; anything else is an error."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}, got {convention!r}")
+    return convention == "mit"
+
+
+def _mit() -> ModuleType:
+    """:mod:`salience.evaluation.mit`, imported on first use: it builds on this module."""
+    from salience.evaluation import mit
+
+    return mit
 
 
 # --------------------------------------------------------------------------- input validation
@@ -344,7 +376,8 @@ def auc_uniform(sal: npt.ArrayLike, xs: npt.ArrayLike, ys: npt.ArrayLike) -> flo
 
     Positives: the map at every fixation (a pixel fixated twice counts twice). Negatives: every
     pixel, fixated or not. Identical to pysaliency's ``AUC_per_image(nonfixations='uniform')``
-    (its ``AUC(..., nonfixations='uniform')`` per image) [PYS].
+    (its ``AUC(..., nonfixations='uniform')`` per image) [PYS]. The MIT code has no such metric
+    (its AUC against all pixels is AUC-Judd), so this one has no ``convention``.
     """
     smap = _as_map(sal, "saliency map", finite=False)
     rows, cols = _pixels(xs, ys, smap.shape)
@@ -359,15 +392,31 @@ def auc_shuffled(
     ys: npt.ArrayLike,
     other_xs: npt.ArrayLike,
     other_ys: npt.ArrayLike,
+    *,
+    rng: Seed = 0,
+    convention: Convention = "pysaliency",
 ) -> float:
-    """Shuffled AUC: fixations on this image against fixations from OTHER images, exact ROC.
+    """Shuffled AUC: fixations on this image against fixations from OTHER images.
 
     ``other_xs``/``other_ys`` must already be in this image's pixel grid (see
-    :func:`rescale_fixations`). Every fixation and every negative counts with its multiplicity;
-    ties count one half. Identical to pysaliency's ``AUC_per_image(nonfixations='shuffled')`` [PYS].
-    Unlike the MIT benchmark's ``AUC_shuffled.m``, negatives are not subsampled into 100 random
-    splits and thresholds are not restricted to a 0.1 grid, so the result is deterministic.
+    :func:`rescale_fixations`).
+
+    ``convention="pysaliency"``: the exact ROC; every fixation and every negative counts with its
+    multiplicity, ties count one half. Identical to pysaliency's
+    ``AUC_per_image(nonfixations='shuffled')`` [PYS]; deterministic (``rng`` is unused).
+
+    ``convention="mit"``: ``AUC_shuffled.m`` (:func:`salience.evaluation.mit.auc_shuffled`).
+    The negatives' locations are the distinct pixels the other fixations fall on; 100 splits
+    each draw as many of them as there are distinct fixated pixels (without replacement, from
+    ``rng``), and the min-max-rescaled map is thresholded at 0, 0.1, ..., 1 only. Where most
+    pixels lie below 0.1 (peaked maps) the coarse grid merges them into one ROC segment, so
+    this convention scores such maps lower: by 0.13 on average for the default model's
+    densities on OSIE val (BENCHMARKS.md).
     """
+    if _is_mit(convention):
+        shape = _as_map(sal, "saliency map").shape
+        other_map = _mit().fixation_map(other_xs, other_ys, shape)
+        return _mit().auc_shuffled(sal, xs, ys, other_map, rng=rng)
     smap = _as_map(sal, "saliency map", finite=False)
     rows, cols = _pixels(xs, ys, smap.shape)
     other_rows, other_cols = _pixels(other_xs, other_ys, smap.shape, "shuffled negatives")
@@ -379,10 +428,11 @@ def auc_judd(
     xs: npt.ArrayLike,
     ys: npt.ArrayLike,
     *,
-    jitter: float = 0.0,
-    rng: Seed = None,
+    jitter: float | None = None,
+    rng: Seed = 0,
+    convention: Convention = "pysaliency",
 ) -> float:
-    """AUC-Judd as in the MIT benchmark's ``AUC_Judd.m`` [MIT], without its random jitter.
+    """AUC-Judd [MIT]: distinct fixated pixels against all unfixated pixels.
 
     Positives are the distinct fixated pixels (the binary fixation map, so a pixel fixated twice
     counts once); negatives are all unfixated pixels. Thresholds are the positives' values; at
@@ -390,16 +440,25 @@ def auc_judd(
     false-positive rate the fraction of negatives ``>= t``; the curve from (0, 0) through these
     points to (1, 1) is integrated with the trapezoidal rule.
 
-    Ties: with distinct values this is exactly the MIT formula. With tied values, MIT's loop
-    counts the ``i``-th positive as the ``i``-th hit even though all tied positives pass the
-    threshold together; here all of them count (a proper ROC point), which is what pysaliency's
-    ``general_roc(judd=1)`` does. Differences from pysaliency's ``AUC_Judd``: it counts a pixel
-    once per fixation on it, and jitters the map by default (``jitter=True``); on de-duplicated
-    fixations with ``jitter=False`` the two agree exactly.
+    ``convention="pysaliency"`` (salience's default): no jitter unless ``jitter`` is given, and
+    tied positives pass a threshold together (a proper ROC point), as pysaliency's
+    ``general_roc(judd=1)`` does. pysaliency's own ``AUC_Judd`` differs in counting a pixel once
+    per fixation on it and jittering by default; on de-duplicated fixations without jitter the
+    two agree exactly.
 
-    ``jitter > 0`` adds ``jitter * uniform[0, 1)`` noise from ``rng`` before ranking, like MIT's
-    default (``jitter=1e-7``), to break ties at random instead of by the rule above.
+    ``convention="mit"``: ``AUC_Judd.m`` (:func:`salience.evaluation.mit.auc_judd`): jitter
+    ``1e-7 * uniform[0, 1)`` by default (MIT's ``jitter = 1``), and MIT's tie rule: within a
+    tie the ``i``-th positive counts as the ``i``-th hit while the tied pixels all count as
+    passing, so tied positives are false alarms until their turn and score lower. With
+    distinct values and no jitter both conventions give the same number.
+
+    ``jitter > 0`` adds ``jitter * uniform[0, 1)`` noise from ``rng`` before ranking, to break
+    ties at random instead of by either rule.
     """
+    if _is_mit(convention):
+        if jitter is None:
+            jitter = _mit().JUDD_JITTER
+        return _mit().auc_judd(sal, xs, ys, jitter=jitter, rng=rng)
     smap = _as_map(sal, "saliency map", finite=False)
     rows, cols = _pixels(xs, ys, smap.shape)
     if jitter:
@@ -434,15 +493,26 @@ def _auc_borji_values(
         positives, negatives = (positives - low) / span, (negatives - low) / span
     else:
         positives, negatives = np.zeros_like(positives), np.zeros_like(negatives)
-    # Decreasing thresholds from the grid point at or below 1 (the map maximum) down to 0; the
-    # small slack keeps 1.0 on the grid when 1 / step_size rounds to just below an integer.
+    return float(_grid_auc(positives, negatives, step_size).mean())
+
+
+def _grid_auc(positives: np.ndarray, negatives: np.ndarray, step_size: float) -> np.ndarray:
+    """Per split, the area under the ROC curve sampled at thresholds ``k * step_size`` (MIT).
+
+    ``positives`` (n,) and ``negatives`` (n_splits, m) lie in [0, 1]. TPR and FPR are the
+    fractions ``>= t`` for ``t = K * step_size, ..., step_size, 0`` (``K * step_size`` the grid
+    point at or below 1), the curve runs from (0, 0) to (1, 1) and the trapezoidal rule
+    integrates it. MIT stops each split's grid at that split's maximum; the thresholds above it
+    add only (0, 0) points, so the areas are the same.
+    """
+    # The small slack keeps 1.0 on the grid when 1 / step_size rounds to just below an integer.
     thresholds = np.arange(math.floor(1.0 / step_size + 1e-9), -1, -1) * step_size
+    n_splits = negatives.shape[0]
     tpr = (positives[None, :] >= thresholds[:, None]).mean(axis=1)  # (n_thresholds,)
     fpr = (negatives[:, :, None] >= thresholds).mean(axis=1)  # (n_splits, n_thresholds)
     fpr = np.hstack([np.zeros((n_splits, 1)), fpr, np.ones((n_splits, 1))])
     tpr = np.concatenate(([0.0], tpr, [1.0]))
-    areas = np.sum(np.diff(fpr, axis=1) * (tpr[1:] + tpr[:-1]), axis=1) / 2.0
-    return float(areas.mean())
+    return np.sum(np.diff(fpr, axis=1) * (tpr[1:] + tpr[:-1]), axis=1) / 2.0
 
 
 def auc_borji(
@@ -453,8 +523,13 @@ def auc_borji(
     *,
     step_size: float | None = 0.1,
     rng: Seed = 0,
+    convention: Convention = "pysaliency",
 ) -> float:
     """AUC-Borji as in the MIT benchmark's ``AUC_Borji.m`` [MIT]; pysaliency has no equivalent.
+
+    Both conventions give the same number for the same ``rng`` (the same draws, thresholds and
+    areas); ``convention="mit"`` (:func:`salience.evaluation.mit.auc_borji`) refuses
+    ``step_size=None``, which is not MIT's.
 
     The map is rescaled to [0, 1] (min-max; a constant map becomes all zeros and scores 0.5).
     Positives are the distinct fixated pixels. For each of ``n_splits`` splits, as many negatives
@@ -467,6 +542,10 @@ def auc_borji(
     (0, 0) points, so the areas are equal. ``step_size=None`` uses the exact ROC instead (every
     value a threshold, ties count one half).
     """
+    if _is_mit(convention):
+        if step_size is None:
+            raise ValueError("the MIT convention thresholds at a fixed step: give a step_size")
+        return _mit().auc_borji(sal, xs, ys, n_splits=n_splits, step_size=step_size, rng=rng)
     smap = _as_map(sal, "saliency map")
     rows, cols = _pixels(xs, ys, smap.shape)
     fixated = _unique_flat(rows, cols, smap.shape[1])
@@ -493,14 +572,25 @@ def _nss(smap: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> float:
     return float((smap[rows, cols].mean() - smap.mean()) / std)
 
 
-def nss(sal: npt.ArrayLike, xs: npt.ArrayLike, ys: npt.ArrayLike) -> float:
-    """Normalized scanpath saliency: mean over fixations of ``(sal - mean) / std`` at the fixation.
+def nss(
+    sal: npt.ArrayLike,
+    xs: npt.ArrayLike,
+    ys: npt.ArrayLike,
+    *,
+    convention: Convention = "pysaliency",
+) -> float:
+    """Normalized scanpath saliency: the mean of ``(sal - mean) / std`` at the fixations.
 
-    Follows pysaliency [PYS]: population std (``ddof=0``), every fixation counts (duplicates
-    too), and a constant map scores 0. The MIT ``NSS.m`` uses MATLAB's ``std`` (``ddof=1``, a
-    factor ``sqrt((N - 1) / N)``, 1e-6 relative for 800x600) and the binary fixation map.
-    Invariant to ``a * sal + b`` for ``a > 0``.
+    ``convention="pysaliency"`` [PYS]: population std (``ddof=0``) and every fixation counts
+    (a pixel fixated twice counts twice). ``convention="mit"``: ``NSS.m``
+    (:func:`salience.evaluation.mit.nss`): MATLAB's sample std (``ddof=1``, a factor
+    ``sqrt((N - 1) / N)``, 1e-6 relative for 800x600) and the mean over the distinct fixated
+    pixels (the binary fixation map), which differs wherever pixels are fixated repeatedly (by
+    up to 0.34 on an OSIE val image for the default model's peaked density). Both: a constant map scores 0 (MATLAB returns NaN), and the
+    score is invariant to ``a * sal + b`` for ``a > 0``.
     """
+    if _is_mit(convention):
+        return _mit().nss(sal, xs, ys)
     smap = _as_map(sal, "saliency map")
     rows, cols = _pixels(xs, ys, smap.shape)
     return _nss(smap, rows, cols)
@@ -525,12 +615,20 @@ def _two_maps(sal: npt.ArrayLike, ref_map: npt.ArrayLike) -> tuple[np.ndarray, n
     return a, b
 
 
-def cc(sal: npt.ArrayLike, ref_map: npt.ArrayLike) -> float:
+def cc(
+    sal: npt.ArrayLike, ref_map: npt.ArrayLike, *, convention: Convention = "pysaliency"
+) -> float:
     """Pearson correlation between a saliency map and a reference (empirical) map.
 
-    Same value as pysaliency's ``CC`` and MIT's ``CC.m``. Symmetric; 0 when either map is constant
-    (pysaliency returns 0 only when the first one is, NaN when only the second one is).
+    Same value as pysaliency's ``CC`` and MIT's ``CC.m`` for maps of equal size. Symmetric; 0
+    when either map is constant (pysaliency returns 0 only when the first one is, NaN when only
+    the second one is; MIT returns NaN). ``convention="mit"``
+    (:func:`salience.evaluation.mit.cc`) differs only in resizing a map of another size to the
+    reference's with bicubic ``imresize``, where the pysaliency convention refuses it. (The
+    reference maps that evaluation builds differ between the conventions.)
     """
+    if _is_mit(convention):
+        return _mit().cc(sal, ref_map)
     return _cc(*_two_maps(sal, ref_map))
 
 
@@ -558,31 +656,51 @@ def _kl(p: np.ndarray, q: np.ndarray, eps: float) -> float:
     return float(np.einsum("i,i->", q.ravel(), terms.ravel()))
 
 
-def kl_div(sal: npt.ArrayLike, ref_map: npt.ArrayLike, eps: float = MIT_EPS) -> float:
+def kl_div(
+    sal: npt.ArrayLike,
+    ref_map: npt.ArrayLike,
+    eps: float | None = None,
+    *,
+    convention: Convention = "pysaliency",
+) -> float:
     """Image-based KL divergence KL(reference || prediction), in nats, as MIT's ``KLdiv.m``.
 
-    Both maps become distributions (divided by their sum; shifted to a minimum of 0 first if they
-    have negative values, as pysaliency does), then ``sum(q * log(eps + q / (p + eps)))`` with ``q``
-    the reference map and ``p`` the saliency map, ``eps = 2.2204e-16`` as in the MIT code. Same
-    value as pysaliency's ``MIT_KLDiv(sal, ref_map)``. Lower is better; 0 for identical maps up to
-    about ``eps * n_pixels``.
+    Both maps become distributions (divided by their sum), then
+    ``sum(q * log(eps + q / (p + eps)))`` with ``q`` the reference map and ``p`` the saliency map.
+    Lower is better; 0 for identical maps up to about ``eps * n_pixels``.
+
+    ``convention="pysaliency"``: pysaliency's ``MIT_KLDiv(sal, ref_map)``: ``eps = 2.2204e-16``
+    (by default), maps with negative values are shifted to a minimum of 0 first, and a map
+    summing to 0 becomes uniform. ``convention="mit"`` (:func:`salience.evaluation.mit.kl_div`):
+    MATLAB's ``eps = 2^-52`` by default (a 2e-21 relative difference), negative values are an
+    error (MATLAB's logarithm turns complex), an all-zero map stays zero, and a map of another
+    size is resized to the reference's. On non-negative maps of equal size the two agree to
+    rounding.
     """
+    if _is_mit(convention):
+        return _mit().kl_div(sal, ref_map, eps=_mit().MATLAB_EPS if eps is None else eps)
     a, b = _two_maps(sal, ref_map)
-    return _kl(_to_density(a), _to_density(b), eps)
+    return _kl(_to_density(a), _to_density(b), MIT_EPS if eps is None else eps)
 
 
 def _sim(p: np.ndarray, q: np.ndarray) -> float:
     return float(np.minimum(p, q).sum())
 
 
-def sim(sal: npt.ArrayLike, ref_map: npt.ArrayLike) -> float:
+def sim(
+    sal: npt.ArrayLike, ref_map: npt.ArrayLike, *, convention: Convention = "pysaliency"
+) -> float:
     """Similarity (histogram intersection): ``sum(min(p, q))`` of the two maps as distributions.
 
-    Follows pysaliency's ``SIM`` [PYS]: maps are divided by their sum and shifted only if they
-    have negative values. MIT's ``similarity.m`` also rescales each map to [0, 1] first (it
-    subtracts the minimum even of a positive map), which changes the score of maps whose minimum
-    is above 0. Symmetric, in [0, 1], 1 for identical maps.
+    ``convention="pysaliency"``: pysaliency's ``SIM`` [PYS]: maps are divided by their sum and
+    shifted only if they have negative values. ``convention="mit"``: ``similarity.m``
+    (:func:`salience.evaluation.mit.sim`): each map is first rescaled to [0, 1] (its minimum
+    subtracted even when positive), which changes the score of maps whose minimum is above 0
+    (about 0.004 on spectral-residual maps, issue 21), and a map of another size is resized to the
+    reference's. Both: symmetric, in [0, 1], 1 for identical maps.
     """
+    if _is_mit(convention):
+        return _mit().sim(sal, ref_map)
     a, b = _two_maps(sal, ref_map)
     return _sim(_to_density(a), _to_density(b))
 
@@ -619,12 +737,23 @@ def information_gain(
     baseline_log_density: npt.ArrayLike,
     xs: npt.ArrayLike,
     ys: npt.ArrayLike,
+    *,
+    convention: Convention = "pysaliency",
 ) -> float:
     """Information gain over a baseline in bits per fixation [KWB15].
 
-    ``mean(log p - log b) / ln 2`` over fixations, pysaliency's ``information_gain`` for one image.
-    For a uniform baseline pass ``np.full(shape, -np.log(height * width))``.
+    ``convention="pysaliency"``: ``mean(log p - log b) / ln 2`` over fixations, pysaliency's
+    ``information_gain`` for one image. ``convention="mit"``: ``InfoGain.m``
+    (:func:`salience.evaluation.mit.information_gain` of ``exp`` of both): each map is rescaled
+    to [0, 1] and divided by its sum, so its least likely pixel gets probability 0, then
+    ``mean(log2(eps + p) - log2(eps + b))`` over the distinct fixated pixels. For a uniform
+    baseline pass ``np.full(shape, -np.log(height * width))``.
     """
+    if _is_mit(convention):
+        logp = _as_log_density(log_density, "log_density")
+        base = _as_log_density(baseline_log_density, "baseline log_density")
+        _check_same_shape(logp, base, "log_density and baseline")
+        return _mit().information_gain(np.exp(logp), np.exp(base), xs, ys)
     return log_likelihood(log_density, xs, ys, baseline=baseline_log_density)
 
 
@@ -709,8 +838,13 @@ def evaluate_map(
     shuffled_log_density: npt.ArrayLike | None = None,
     n_splits: int = 100,
     rng: Seed = 0,
+    convention: Convention = "pysaliency",
 ) -> dict[str, float]:
     """Every metric for one image, keyed by function name; the values equal the functions' own.
+
+    ``convention="mit"`` hands over to :func:`salience.evaluation.mit.evaluate_map` (the MIT
+    metrics, MIT reference maps from ``sigma_px``, sAUC negatives at the distinct pixels of
+    ``other_xs``/``other_ys``; no ``auc_uniform``). The rest describes the pysaliency convention.
 
     ``mode='map'``: ``prediction`` is a saliency map, scored as given. ``mode='probabilistic'``:
     ``prediction`` is a log-density; each metric scores :func:`optimal_saliency_map` for it, and
@@ -725,6 +859,24 @@ def evaluate_map(
     (``step_size=0.1``) with ``n_splits`` and ``rng``. Values are computed once and shared (one
     sort of the map serves both AUC-Judd and the uniform AUC).
     """
+    if _is_mit(convention):
+        other_map = None
+        if other_xs is not None and other_ys is not None:
+            shape = _as_map(prediction, "prediction", finite=False).shape
+            other_map = _mit().fixation_map(other_xs, other_ys, shape)
+        return _mit().evaluate_map(
+            prediction,
+            xs,
+            ys,
+            mode=mode,
+            ref_map=ref_map,
+            sigma_px=sigma_px,
+            other_map=other_map,
+            baseline_log_density=baseline_log_density,
+            shuffled_log_density=shuffled_log_density,
+            n_splits=n_splits,
+            rng=rng,
+        )
     if mode == "map":
         smap = _as_map(prediction, "saliency map")
         density_map = shuffled_map = empirical_map = smap
