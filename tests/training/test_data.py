@@ -138,7 +138,9 @@ def test_processes_share_each_global_batch():
         first, second = list(ranks[0]), list(ranks[1])
         assert len(ranks[0]) == len(first) == (5 - skip) * 2
         # step k of one process is rank 0's k-th pair followed by rank 1's
-        merged = [x for k in range(5 - skip) for x in first[2 * k : 2 * k + 2] + second[2 * k : 2 * k + 2]]
+        merged = [
+            x for k in range(5 - skip) for x in first[2 * k : 2 * k + 2] + second[2 * k : 2 * k + 2]
+        ]
         assert merged == whole
     with pytest.raises(ValueError, match="not divisible by the 3 processes"):
         EpochSampler(dataset, seed=1, batch_size=4, rank=0, world_size=3)
