@@ -373,6 +373,28 @@ def predict_command(
         ),
     ] = False,
     condition: ConditionOption = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="local: this process; ray: a Ray cluster (needs the 'ray' extra; a text or "
+            "Parquet file of paths may then stand among the inputs)."
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="--engine ray: the cluster to join (default: start a local one)."),
+    ] = None,
+    num_workers: Annotated[
+        int, typer.Option(min=1, help="--engine ray: model replicas (actors), one model each.")
+    ] = 1,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="files: the files above; parquet: also predictions.parquet, a row per image "
+            "(fixations, scanpaths, summary figures, the density's file name).",
+        ),
+    ] = "files",
 ) -> None:
     """Heatmap, overlay, density, likely first fixations and scanpaths of each image.
 
@@ -384,7 +406,25 @@ def predict_command(
     from salience.analysis.render import check_colormap
     from salience.batch import BatchError, collect_inputs, run_predict
 
-    paths, problems = collect_inputs(inputs, exclude=out)
+    if engine not in ("local", "ray"):
+        _fail(f"--engine must be local or ray, got {engine!r}")
+    if output_format not in ("files", "parquet"):
+        _fail(f"--format must be files or parquet, got {output_format!r}")
+    if engine == "local" and (address is not None or num_workers != 1):
+        _fail("--address and --num-workers are options of --engine ray")
+    try:
+        if engine == "ray":
+            import ray  # noqa: F401
+
+            from salience.ray_engine import list_inputs as collect_inputs
+        if output_format == "parquet":
+            import pyarrow  # noqa: F401
+    except ImportError:
+        _fail(f"--engine {engine} --format {output_format} needs: pip install 'salience[ray]'")
+    try:
+        paths, problems = collect_inputs(inputs, exclude=out)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
     for _, reason in problems:
         console.print(f"[red]failed:[/red] {reason}")
     if not paths:
@@ -393,15 +433,12 @@ def predict_command(
         check_colormap(colormap)
     except ValueError as exc:
         _fail(str(exc))
-    predictor = _predictor(
-        model,
-        checkpoint,
-        device,
-        condition,
-        n_fixations=fixations,
-        image_degrees=image_degrees,
-        scanpath_length=scanpath_length,
-    )
+    options = {
+        "n_fixations": fixations,
+        "image_degrees": image_degrees,
+        "scanpath_length": scanpath_length,
+    }
+    predictor = _predictor(model, checkpoint, device, condition, **options)
     if windows:
         try:
             predictor.windows  # noqa: B018 (loads the window readouts: an error before any work)
@@ -421,32 +458,78 @@ def predict_command(
                 )
                 console.print(f"[red]failed:[/red] {said}")
 
-        try:
-            results = run_predict(
-                predictor,
-                paths,
-                out,
-                batch_size,
-                colormap,
-                opacity,
-                overwrite,
-                advance,
-                scanpaths=scanpaths,
-                seed=seed,
-                windows=windows,
-                failed_inputs=problems,
-            )
-        except BatchError as exc:
-            _fail(str(exc))
-        except OSError as exc:  # the output folder: a file, read-only, on a full disk
-            _fail(f"{out}: cannot write the outputs there ({exc.strerror or exc})")
+        job = {"scanpaths": scanpaths, "seed": seed, "windows": windows}
+        if engine == "ray":
+            from salience.ray_engine import PredictorSource, run_ray_predict
+
+            # what each Ray actor loads: the same model, weights found by absolute path
+            weights = None if checkpoint is None else str(checkpoint.resolve())
+            source = PredictorSource(model, weights, device, condition, options)
+            gpus = 1.0 if device is not None and device.startswith("cuda") else 0.0
+            try:
+                results = run_ray_predict(
+                    source.load,
+                    paths,
+                    out.resolve(),
+                    batch_size,
+                    colormap,
+                    opacity,
+                    overwrite,
+                    advance,
+                    num_workers=num_workers,
+                    address=address,
+                    parquet=output_format == "parquet",
+                    predictor=predictor,
+                    gpus_per_worker=gpus,
+                    **job,
+                )
+            except ConnectionError as exc:
+                _fail(f"--address {address}: {exc}")
+        else:
+            try:
+                results = run_predict(
+                    predictor,
+                    paths,
+                    out,
+                    batch_size,
+                    colormap,
+                    opacity,
+                    overwrite,
+                    advance,
+                    failed_inputs=problems,
+                    **job,
+                )
+            except BatchError as exc:
+                _fail(str(exc))
+            except OSError as exc:  # the output folder: a file, read-only, on a full disk
+                _fail(f"{out}: cannot write the outputs there ({exc.strerror or exc})")
+            problems = []  # they are rows of the summary now
+            if output_format == "parquet":
+                _parquet_from_files(results, out)
     counts = {s: sum(r.status == s for r in results) for s in ("written", "exists", "failed")}
+    counts["failed"] += len(problems)
     console.print(
         f"{counts['written']} predicted, {counts['exists']} already done, "
         f"{counts['failed']} failed; outputs and summary.csv in {out}"
     )
     if counts["failed"]:
         raise typer.Exit(code=1)
+
+
+def _parquet_from_files(results, out: Path) -> None:
+    """predictions.parquet of a local job, from its summary rows and fixations files."""
+    import json
+
+    from salience.prediction_table import PredictionTable, table_row
+
+    rows = []
+    for result in results:
+        record = None
+        if result.status != "failed":
+            record = json.loads((out / f"{result.name}_fixations.json").read_text())
+        rows.append(table_row(result.row(), record))
+    with PredictionTable(out / "predictions.parquet") as table:
+        table.add(rows)
 
 
 def _regions(region: list[str] | None, regions: Path | None, default_grid: bool = False):

@@ -24,6 +24,8 @@ LAYERS = (
     "salience.analysis",
     "salience.predictor",
     "salience.batch",
+    "salience.prediction_table",
+    "salience.ray_engine",
     "salience.service",
     "salience.cli",
 )

@@ -111,7 +111,7 @@ class LoopConfig:
     """The loop itself: length, batch, precision, device and output."""
 
     epochs: int = 10
-    batch_size: int = 8  # per process
+    batch_size: int = 8  # the global batch, shared among the processes of a distributed run
     seed: int = 0
     amp: str = "bf16"  # bf16 | fp16 | none; used only on CUDA
     device: str = "auto"  # auto | cpu | cuda | cuda:N

@@ -4,19 +4,19 @@ Pixels and fixations go through one :class:`Transform` (resize to the input size
 crop a window, maybe mirror), so a fixation stays on the pixel it was on; fixations leaving the
 crop are dropped. Every random draw of a sample comes from a generator seeded by
 ``(seed, epoch, index)``, so a sample is the same whichever worker, process or resumed run makes
-it, and :class:`EpochSampler` can skip the batches an interrupted epoch already used.
+it, and :class:`EpochSampler` can skip the steps an interrupted epoch already took.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
-from torch.utils.data import DistributedSampler, Sampler
+from torch.utils.data import Sampler
 
 from salience.data.dataset import Dataset, Stimulus
 from salience.data.windows import fixation_times
@@ -179,29 +179,49 @@ def collate(samples: list[dict]) -> dict:
 
 
 class EpochSampler(Sampler[tuple[int, int]]):
-    """A :class:`DistributedSampler` that yields ``(epoch, index)`` and can resume mid-epoch.
+    """This process's share of every step's batch as ``(epoch, index)``; resumes mid-epoch.
 
-    The permutation depends on (seed, epoch) only; this process gets its rank's share (the whole
-    permutation when not distributed). ``set_epoch(epoch, skip)`` starts the next pass after
-    ``skip`` samples, which an interrupted epoch had already used.
+    An epoch is a permutation of the dataset drawn from (seed, epoch) only, cut into
+    :attr:`steps` global batches of ``batch_size`` (the remainder is dropped). Each of the
+    ``world_size`` processes takes one consecutive slice of ``batch_size / world_size`` of each
+    global batch, the process of rank r the r-th, so together they train on exactly the batches
+    one process would: a run's data order does not depend on how many processes share it.
+    ``set_epoch(epoch, skip)`` starts the next pass after ``skip`` steps, which an interrupted
+    epoch had already taken.
     """
 
     def __init__(
-        self, dataset: torch.utils.data.Dataset, seed: int, rank: int = 0, world_size: int = 1
+        self,
+        dataset: Sized,
+        seed: int,
+        batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
-        self.inner = DistributedSampler(
-            dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
-        )
+        if batch_size % world_size:
+            raise ValueError(
+                f"train.batch_size {batch_size} (the global batch) is not divisible by the "
+                f"{world_size} processes"
+            )
+        self.size = len(dataset)
+        self.seed = seed
+        self.steps = self.size // batch_size
+        self.batch_size = batch_size
+        self.per_process = batch_size // world_size
+        self.rank = rank
         self.epoch = 0
         self.skip = 0
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
-        self.inner.set_epoch(epoch)
         self.epoch, self.skip = epoch, skip
 
     def __len__(self) -> int:
-        return len(self.inner) - self.skip
+        return max(self.steps - self.skip, 0) * self.per_process
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        for index in list(self.inner)[self.skip :]:
-            yield self.epoch, index
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(self.size, generator=generator).tolist()
+        for step in range(self.skip, self.steps):
+            start = step * self.batch_size + self.rank * self.per_process
+            for index in order[start : start + self.per_process]:
+                yield self.epoch, index

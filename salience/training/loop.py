@@ -3,6 +3,10 @@
 ``Trainer(config).fit()`` trains the model ``config.model.name`` through its :class:`Task`. Under
 ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) it runs DistributedDataParallel, one process
 per device, rank 0 writing checkpoints and logs; otherwise the same code runs in one process.
+``train.batch_size`` is the global batch: each of N processes takes its slice of N of every
+step's batch (:class:`~salience.training.data.EpochSampler`), and the losses divide by counts
+over the whole batch (:attr:`Task.global_denominators`), so N processes take the steps one
+process would (up to float rounding and dropout's random draws, which differ per process).
 After every ``eval.every`` epochs rank 0 scores the model on the validation split with
 :func:`salience.evaluation.evaluate.evaluate` (center bias fitted on the validation dataset's ``train``
 split), keeps ``best.safetensors`` by ``eval.metric`` and rewrites ``log.jsonl``.
@@ -42,6 +46,7 @@ from salience.training.checkpoint import (
     has_checkpoint,
     load_checkpoint,
     load_weights,
+    rng_state,
     save_checkpoint,
     save_weights,
     set_rng_state,
@@ -244,9 +249,9 @@ class Trainer:
         state = self._restore(run)
         self._say(
             f"{self.config.name}: {len(run.train_set)} training images, {run.steps_per_epoch} "
-            f"steps of {self.config.train.batch_size} x {self.dist.world_size} per epoch, device "
-            f"{self.device}, {sum(p.numel() for p in run.trainable) / 1e6:.2f} M trainable "
-            "parameters"
+            f"steps of {self.config.train.batch_size} per epoch ({run.sampler.per_process} in "
+            f"each of {self.dist.world_size} processes), device {self.device}, "
+            f"{sum(p.numel() for p in run.trainable) / 1e6:.2f} M trainable parameters"
         )
         clock = {"train_seconds": 0.0, "images_seen": 0}
         while state["epoch"] < self.config.train.epochs:
@@ -282,6 +287,8 @@ class Trainer:
 
         conditions = [source.condition for source in cfg.data.train]
         task = create_task(cfg.model, cfg.data.input_size, conditions)
+        if self.dist.enabled:
+            task.global_denominators = self._denominators_over_ranks
         model = task.build_model()
         if cfg.model.init is not None:
             _load_init(model, cfg.model.init)
@@ -299,11 +306,13 @@ class Trainer:
             conditions=conditions,
             with_times=task.needs_times,
         )
-        sampler = EpochSampler(train_set, cfg.train.seed, self.dist.rank, self.dist.world_size)
-        steps_per_epoch = len(sampler) // cfg.train.batch_size
+        sampler = EpochSampler(
+            train_set, cfg.train.seed, cfg.train.batch_size, self.dist.rank, self.dist.world_size
+        )
+        steps_per_epoch = sampler.steps
         if steps_per_epoch == 0:
             raise ValueError(
-                f"{len(sampler)} training images per process is less than one batch of "
+                f"{len(train_set)} training images are less than one batch of "
                 f"{cfg.train.batch_size}"
             )
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, steps_per_epoch))
@@ -311,7 +320,7 @@ class Trainer:
         scaler = torch.amp.GradScaler(self.device.type, enabled=use_amp and cfg.train.amp == "fp16")
         loader = DataLoader(
             train_set,
-            batch_size=cfg.train.batch_size,
+            batch_size=sampler.per_process,
             sampler=sampler,
             num_workers=cfg.data.num_workers,
             collate_fn=collate,
@@ -345,7 +354,9 @@ class Trainer:
             run.optimizer.load_state_dict(saved["optimizer"])
             run.scheduler.load_state_dict(saved["scheduler"])
             run.scaler.load_state_dict(saved["scaler"])
-            set_rng_state(saved["rng"])
+            ranks = saved.get("rank_rng")  # each process's RNGs (a distributed run)
+            same_world = ranks is not None and len(ranks) == self.dist.world_size
+            set_rng_state(ranks[self.dist.rank] if same_world else saved["rng"])
             state = {k: saved[k] for k in state}
             self._say(f"resumed {self.out_dir} at epoch {state['epoch']}, step {state['step']}")
         elif self.resume:
@@ -371,7 +382,7 @@ class Trainer:
         cfg = self.config
         epoch = state["epoch"]
         skip = state["step"] - epoch * run.steps_per_epoch
-        run.sampler.set_epoch(epoch, skip * cfg.train.batch_size)
+        run.sampler.set_epoch(epoch, skip)
         run.ddp.train()
         start = time.perf_counter()
         sums: dict[str, float] = {}  # per named loss, summed over this epoch's steps
@@ -389,7 +400,7 @@ class Trainer:
                     stopped = True
                     break
         seconds = time.perf_counter() - start
-        images = n_steps * cfg.train.batch_size * self.dist.world_size
+        images = n_steps * cfg.train.batch_size
         clock["train_seconds"] += seconds
         clock["images_seen"] += images
         if state["step"] < (epoch + 1) * run.steps_per_epoch:
@@ -464,6 +475,13 @@ class Trainer:
         )
         return bank
 
+    def _denominators_over_ranks(self, local: torch.Tensor) -> torch.Tensor:
+        """A loss's denominators over the whole batch, divided by the number of processes:
+        DDP averages the processes' gradients, so each divides its sum by these."""
+        total = local.detach().clone()
+        dist.all_reduce(total)
+        return total / self.dist.world_size
+
     def _mean_over_ranks(self, value: float) -> float:
         if not self.dist.enabled:
             return value
@@ -519,10 +537,18 @@ class Trainer:
             save_weights(weights_path(self.out_dir, "best"), model, metadata)
 
     def _save_last(self, run: _Run, state: dict[str, Any]) -> None:
+        """The ``last`` checkpoint, written by rank 0 (every process must call this: rank 0
+        collects their RNG states, so that a resumed run draws what this one would have)."""
+        extra = {}
+        if self.dist.enabled:
+            ranks = [None] * self.dist.world_size if self.dist.is_main else None
+            dist.gather_object(rng_state(), ranks, dst=0)
+            extra["rank_rng"] = ranks
         if not self.dist.is_main:
             return
         full_state = {
             **state,
+            **extra,
             "optimizer": run.optimizer.state_dict(),
             "scheduler": run.scheduler.state_dict(),
             "scaler": run.scaler.state_dict(),

@@ -130,7 +130,9 @@ class SaltrTask(Task):
             inner.backbone = backbone
 
     def loss(self, outputs: dict, batch: dict) -> dict[str, Tensor]:
-        return weighted_set_loss(self.criterion, outputs, batch["points"], batch["weights"])
+        return weighted_set_loss(
+            self.criterion, outputs, batch["points"], batch["weights"], self.global_denominators
+        )
 
     def density(self, model: nn.Module, condition: int | None = None) -> SaltrDensity:
         return SaltrDensity(model, sigma_px=self.sigma_px, floor_weight=self.floor_weight)

@@ -14,7 +14,7 @@ DDP (the forward passes, whose gradient hooks DDP needs).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from torch import Tensor, nn
@@ -25,6 +25,10 @@ from salience.data.dataset import Dataset
 from salience.models.base import DensityModel
 from salience.models.registry import family_of
 from salience.training.config import ModelConfig
+
+
+def _unchanged(counts: Tensor) -> Tensor:
+    return counts
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -49,6 +53,11 @@ class Task(ABC):
         self.config = config
         self.input_size = tuple(input_size)
         self.trained = {METADATA_KEY: encode_trained(conditions)}
+        # A loss that divides a sum over its batch by a count (of matched points, of weights)
+        # divides by ``global_denominators(counts)``: the counts themselves in one process;
+        # under DDP (set by the loop) the counts over the whole global batch divided by the
+        # number of processes, so that the averaged gradients are the whole batch's.
+        self.global_denominators: Callable[[Tensor], Tensor] = _unchanged
 
     @abstractmethod
     def build_model(self) -> nn.Module:

@@ -116,14 +116,34 @@ def test_collate_keeps_variable_and_empty_targets():
 
 def test_epoch_sampler_resumes_inside_an_epoch():
     dataset = list(range(10))
-    sampler = EpochSampler(dataset, seed=3)
+    sampler = EpochSampler(dataset, seed=3, batch_size=2)
     sampler.set_epoch(2)
     full = list(sampler)
     assert sorted(i for _, i in full) == dataset and {e for e, _ in full} == {2}
-    sampler.set_epoch(2, skip=4)
+    sampler.set_epoch(2, skip=2)  # steps
     assert list(sampler) == full[4:] and len(sampler) == 6
     sampler.set_epoch(3)
     assert list(sampler) != full
+
+
+def test_processes_share_each_global_batch():
+    dataset = list(range(23))  # 5 global batches of 4, 3 images left over
+    one = EpochSampler(dataset, seed=1, batch_size=4)
+    ranks = [EpochSampler(dataset, seed=1, batch_size=4, rank=r, world_size=2) for r in (0, 1)]
+    for epoch, skip in [(0, 0), (4, 3)]:
+        for sampler in (one, *ranks):
+            sampler.set_epoch(epoch, skip)
+        whole = list(one)
+        assert len(whole) == (5 - skip) * 4 and len(set(whole)) == len(whole)
+        first, second = list(ranks[0]), list(ranks[1])
+        assert len(ranks[0]) == len(first) == (5 - skip) * 2
+        # step k of one process is rank 0's k-th pair followed by rank 1's
+        merged = [
+            x for k in range(5 - skip) for x in first[2 * k : 2 * k + 2] + second[2 * k : 2 * k + 2]
+        ]
+        assert merged == whole
+    with pytest.raises(ValueError, match="not divisible by the 3 processes"):
+        EpochSampler(dataset, seed=1, batch_size=4, rank=0, world_size=3)
 
 
 def _clustered(n_per: int, observers: int, rng) -> tuple[np.ndarray, np.ndarray]:

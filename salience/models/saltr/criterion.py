@@ -13,6 +13,8 @@ L1 point loss is scaled by that weight; with all weights 1 it equals :class:`Set
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -101,9 +103,19 @@ class SetCriterion(nn.Module):
 
 
 def weighted_set_loss(
-    criterion: SetCriterion, outputs: dict, points: list[Tensor], weights: list[Tensor]
+    criterion: SetCriterion,
+    outputs: dict,
+    points: list[Tensor],
+    weights: list[Tensor],
+    denominators: Callable[[Tensor], Tensor] | None = None,
 ) -> dict[str, Tensor]:
-    """SetCriterion's losses (same keys) with per-target weights; each layer matched on its own."""
+    """SetCriterion's losses (same keys) with per-target weights; each layer matched on its own.
+
+    Each layer's two losses divide a sum over the batch by a count: the total classification
+    weight and the matched pairs. ``denominators``, if given, maps these (2,) counts to the
+    ones to divide by instead (in data-parallel training: the whole global batch's, divided by
+    the number of processes, so that the averaged gradients equal one process's).
+    """
     layers = [("", outputs)]
     layers += [(f"_{i}", aux) for i, aux in enumerate(outputs.get("aux_outputs", []))]
     losses: dict[str, Tensor] = {}
@@ -126,9 +138,12 @@ def weighted_set_loss(
         bce_weight = torch.full_like(logits, criterion.no_fixation_weight)  # (B, N)
         bce_weight[batch, query] = 1.0
         bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")  # (B, N)
-        loss_class = (bce_weight * bce).sum() / bce_weight.sum()
         l1 = (pred[batch, query] - target_points.to(pred)).abs().sum(-1)  # (K,)
-        loss_point = (l1 * target_weights.to(l1)).sum() / max(len(l1), 1)
+        counts = torch.stack([bce_weight.sum(), bce_weight.new_tensor(float(len(l1)))])  # (2,)
+        weight_total, pairs = counts if denominators is None else denominators(counts)
+        loss_class = (bce_weight * bce).sum() / weight_total
+        # no pair anywhere: every point sum is 0, and 0 / 1 keeps it so
+        loss_point = (l1 * target_weights.to(l1)).sum() / torch.where(pairs > 0, pairs, 1.0)
         losses[f"loss_class{suffix}"] = loss_class
         losses[f"loss_point{suffix}"] = loss_point
         total = total + criterion.weight_class * loss_class + criterion.weight_point * loss_point
