@@ -404,7 +404,7 @@ def predict_command(
     made with other settings.
     """
     from salience.analysis.render import check_colormap
-    from salience.batch import BatchError, collect_inputs, run_predict
+    from salience.batch import BatchError, collect_inputs, output_lock, run_predict
 
     if engine not in ("local", "ray"):
         _fail(f"--engine must be local or ray, got {engine!r}")
@@ -467,24 +467,27 @@ def predict_command(
             source = PredictorSource(model, weights, device, condition, options)
             gpus = 1.0 if device is not None and device.startswith("cuda") else 0.0
             try:
-                results = run_ray_predict(
-                    source.load,
-                    paths,
-                    out.resolve(),
-                    batch_size,
-                    colormap,
-                    opacity,
-                    overwrite,
-                    advance,
-                    num_workers=num_workers,
-                    address=address,
-                    parquet=output_format == "parquet",
-                    predictor=predictor,
-                    gpus_per_worker=gpus,
-                    **job,
-                )
+                with output_lock(out):  # one job per folder, as the local path
+                    results = run_ray_predict(
+                        source.load,
+                        paths,
+                        out.resolve(),
+                        batch_size,
+                        colormap,
+                        opacity,
+                        overwrite,
+                        advance,
+                        num_workers=num_workers,
+                        address=address,
+                        parquet=output_format == "parquet",
+                        predictor=predictor,
+                        gpus_per_worker=gpus,
+                        **job,
+                    )
             except ConnectionError as exc:
                 _fail(f"--address {address}: {exc}")
+            except BatchError as exc:
+                _fail(str(exc))
         else:
             try:
                 results = run_predict(

@@ -69,8 +69,9 @@ def _assert_same_outputs(local: Path, other: Path, summary: bool = True) -> None
     (unless ``summary`` is False: a rerun's rows say "exists")."""
     names = sorted(p.name.removesuffix("_density.npy") for p in local.glob("*_density.npy"))
     assert len(names) == N_IMAGES
-    assert sorted(p.name for p in other.iterdir() if p.name != "predictions.parquet") == sorted(
-        p.name for p in local.iterdir()
+    not_outputs = {"predictions.parquet", ".salience-predict.lock"}  # (the job's folder lock)
+    assert sorted(p.name for p in other.iterdir() if p.name not in not_outputs) == sorted(
+        p.name for p in local.iterdir() if p.name not in not_outputs
     )
     for name in names:
         a, b = np.load(local / f"{name}_density.npy"), np.load(other / f"{name}_density.npy")
