@@ -20,7 +20,10 @@ import glob
 import hashlib
 import io
 import json
+import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +33,8 @@ from PIL import Image
 
 from salience.analysis.render import display_map, heatmap, overlay, save_png
 from salience.io.atomic import atomic_path, atomic_write, remove_stale_temporaries
-from salience.predictor import Prediction, Predictor
+from salience.io.images import DecodedImage, ImageReadError
+from salience.predictor import WORKING_PIXELS, Prediction, Predictor, as_rgb
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -157,8 +161,9 @@ def output_names(paths: list[Path]) -> dict[Path, str]:
 def top_area_share(density: np.ndarray, area: float = 0.1) -> float:
     """Share of the attention falling on the most-attended ``area`` fraction of the image: how
     concentrated the attention is (``area`` for a flat map, near 1 for a single focus)."""
-    flat = np.sort(density.ravel())[::-1]
-    return float(flat[: max(1, round(area * flat.size))].sum())
+    flat = density.ravel()
+    top = max(1, round(area * flat.size))
+    return float(np.sort(np.partition(flat, flat.size - top)[flat.size - top :])[::-1].sum())
 
 
 @dataclass
@@ -264,8 +269,8 @@ def write_prediction(
     source: dict[str, object] | None = None,
 ) -> None:
     """The four files of one image and its windows' maps, each written atomically (PNGs
-    fast-compressed); ``settings`` (see :func:`predict_settings`) and the input's
-    :func:`input_record` are recorded in the fixations JSON, which is written last."""
+    fast-compressed); ``settings`` (see :func:`predict_settings`) are recorded in the fixations
+    JSON, which is written last."""
     image = prediction.image
     if image is None:
         raise ValueError("the prediction holds no image to draw the overlay on")
@@ -296,6 +301,49 @@ def _write_maps(
     )
 
 
+def _decoded(
+    paths: Iterable[Path], lookahead: int
+) -> Iterator[tuple[Path, DecodedImage | None, str]]:
+    """Per path its uint8 RGB image (or None and the error), in order, decoded by a worker
+    thread up to ``lookahead`` images ahead of the consumer."""
+    with ThreadPoolExecutor(1, thread_name_prefix="salience-decode") as pool:
+        pending: deque[tuple[Path, Future]] = deque()
+        for path in paths:
+            pending.append((path, pool.submit(_read, path)))
+            if len(pending) > lookahead:
+                path, future = pending.popleft()
+                yield path, *future.result()
+        while pending:
+            path, future = pending.popleft()
+            yield path, *future.result()
+
+
+def _read(path: Path) -> tuple[DecodedImage | None, str]:
+    try:
+        return as_rgb(path, WORKING_PIXELS), ""
+    except ImageReadError as exc:
+        return None, str(exc)
+
+
+def _write(
+    prediction: Prediction,
+    path: Path,
+    out_dir: Path,
+    name: str,
+    colormap: str,
+    opacity: float,
+    settings: dict[str, object],
+    source: dict[str, object],
+    seconds: float,
+) -> ItemResult:
+    """One image's files, as a writer thread makes them; its summary row."""
+    try:
+        write_prediction(prediction, out_dir, name, colormap, opacity, settings, source)
+    except OSError as exc:
+        return ItemResult(path, name, "failed", f"writing: {exc}")
+    return ItemResult.written(path, name, prediction, seconds)
+
+
 def run_predict(
     predictor: Predictor,
     paths: list[Path],
@@ -309,6 +357,7 @@ def run_predict(
     seed: int = 0,
     windows: bool = False,
     failed_inputs: Iterable[tuple[str, str]] = (),
+    writers: int = 2,
 ) -> list[ItemResult]:
     """Predict every image of ``paths`` into ``out_dir``; one :class:`ItemResult` per input,
     in input order, after a row for each of ``failed_inputs`` ((input, reason) pairs, e.g.
@@ -317,23 +366,33 @@ def run_predict(
     Each image gets ``scanpaths`` sampled scanpaths (0: none), seeded by ``seed`` as
     :meth:`Predictor.predict` does, and with ``windows`` one set of maps per viewing-time
     window. An image whose outputs are whole and were made from the same content with the same
-    settings is not predicted again. ``summary.csv`` is rewritten after every batch, so it is
-    complete up to where an interrupted run stopped."""
+    settings is not predicted again. Decoding (one thread, a batch ahead), the model and the
+    files (``writers`` threads) overlap; at most a few batches of images and predictions are
+    held at once, whatever the number of inputs. ``summary.csv`` is rewritten as results come
+    in (at most once a second) and at the end, so it is nearly complete where an interrupted
+    run stopped."""
     if scanpaths < 0:
         raise ValueError(f"scanpaths must be >= 0, got {scanpaths}")
+    if writers < 1:
+        raise ValueError(f"writers must be at least 1, got {writers}")
     names = output_names(paths)
     settings = predict_settings(predictor, colormap, opacity, scanpaths, seed, windows)
     failed = [ItemResult(Path(text), Path(text).stem, "failed", why) for text, why in failed_inputs]
     results: dict[Path, ItemResult] = {}
     sources: dict[Path, dict[str, object]] = {}
-
-    def record(result: ItemResult) -> None:
-        results[result.image] = result
-        if advance is not None:
-            advance(result)
+    last_summary = time.monotonic()
 
     def summary() -> list[ItemResult]:
         return failed + [results[p] for p in paths if p in results]
+
+    def record(result: ItemResult) -> None:
+        nonlocal last_summary
+        results[result.image] = result
+        if advance is not None:
+            advance(result)
+        if time.monotonic() - last_summary >= 1.0:
+            write_summary(summary(), out_dir / "summary.csv")
+            last_summary = time.monotonic()
 
     with output_lock(out_dir):
         todo = []
@@ -347,28 +406,30 @@ def run_predict(
                 record(ItemResult(path, names[path], "exists"))
             else:
                 todo.append(path)
-        items = predictor.predict_many(todo, batch_size, scanpaths, seed, windows)
-        for done, item in enumerate(items, start=1):
-            path = Path(item.input)
-            if item.prediction is None:
-                record(ItemResult(path, names[path], "failed", item.error or "unreadable"))
-            else:
-                try:
-                    write_prediction(
-                        item.prediction,
-                        out_dir,
-                        names[path],
-                        colormap,
-                        opacity,
-                        settings,
-                        sources[path],
-                    )
-                except OSError as exc:
-                    record(ItemResult(path, names[path], "failed", f"writing: {exc}"))
+        predicted: deque[Path] = deque()  # the decoded inputs handed to the model, in order
+
+        def images() -> Iterator[DecodedImage]:
+            for path, image, error in _decoded(todo, lookahead=batch_size):
+                if image is None:
+                    record(ItemResult(path, names[path], "failed", error))
                 else:
-                    record(ItemResult.written(path, names[path], item.prediction, item.seconds))
-            if done % batch_size == 0:
-                write_summary(summary(), out_dir / "summary.csv")
+                    predicted.append(path)
+                    yield image
+
+        writing: deque[Future] = deque()
+        with ThreadPoolExecutor(writers, thread_name_prefix="salience-write") as pool:
+            for item in predictor.predict_many(images(), batch_size, scanpaths, seed, windows):
+                path = predicted.popleft()
+                if item.prediction is None:
+                    record(ItemResult(path, names[path], "failed", item.error or "unreadable"))
+                    continue
+                item.prediction.source = str(path)
+                job = (out_dir, names[path], colormap, opacity, settings, sources[path])
+                writing.append(pool.submit(_write, item.prediction, path, *job, item.seconds))
+                while len(writing) > 2 * writers:  # bounded: the model waits for the writers
+                    record(writing.popleft().result())
+            while writing:
+                record(writing.popleft().result())
         write_summary(summary(), out_dir / "summary.csv")
     return summary()
 

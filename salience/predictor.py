@@ -23,6 +23,11 @@ Degrees need a viewing geometry: an image is assumed to be seen as the training 
 (the longer side spans what an OSIE image's width did, about 33 degrees), unless
 ``image_degrees`` says otherwise.
 
+The network runs on PyTorch, or with ``backend="onnxruntime"`` as an ONNX graph on ONNX Runtime
+(:mod:`salience.models.onnx`; the same densities to about 1e-6 in total variation, no torch
+needed once the graph is built); everything after the network is this module's, whichever
+runs it.
+
 Viewing-time windows (0-1 s, 1-2 s, 2-3 s; ``predict(image, windows=True)``) come from the
 shipped window readouts (``salience/weights/windows.md``), which run on the default model's
 backbone in the same forward pass; other models' backbones are refused.
@@ -61,8 +66,12 @@ from salience.models.sampler import (
 if TYPE_CHECKING:
     from salience.data.conditions import Condition
     from salience.models.dense.windows import WindowedDensity
+    from salience.models.onnx import OnnxDensity
 
-ImageLike = str | Path | Image.Image | np.ndarray
+# How the network runs: PyTorch, or ONNX Runtime (salience.models.onnx)
+BACKENDS = ("torch", "onnxruntime")
+
+ImageLike = str | Path | Image.Image | np.ndarray | DecodedImage
 # Images with more pixels are predicted at a reduced resolution, decoded reduced: memory is set
 # by this, not by what a file claims (the network itself sees about 0.2 MP).
 WORKING_PIXELS = 2048 * 2048
@@ -198,6 +207,10 @@ def as_rgb(image: ImageLike, max_pixels: int | None = None) -> DecodedImage:
     is reduced while it is decoded, so memory follows ``max_pixels``, not the file's claims."""
     if isinstance(image, (str, Path)):
         return read_image(image, max_pixels)
+    if isinstance(image, DecodedImage):  # decoded already (e.g. ahead, by another thread)
+        if max_pixels is None or image.pixels.shape[0] * image.pixels.shape[1] <= max_pixels:
+            return image
+        return DecodedImage(as_rgb(image.pixels, max_pixels).pixels, image.original_size)
     if isinstance(image, Image.Image):
         if image.width * image.height > MAX_PIXELS:
             raise ImageReadError(f"{image.width}x{image.height} pixels is larger than allowed")
@@ -213,6 +226,16 @@ def as_rgb(image: ImageLike, max_pixels: int | None = None) -> DecodedImage:
     if target != size:
         rgb = np.asarray(Image.fromarray(rgb).resize(target[::-1], Image.Resampling.BILINEAR))
     return DecodedImage(rgb, size)
+
+
+def uses_onnxruntime(backend: str, device: Any = None) -> bool:
+    """Whether ``backend`` (one of :data:`BACKENDS`) is ONNX Runtime; errors for unknown names
+    and for a device other than the CPU with ONNX Runtime."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; the backends are {', '.join(BACKENDS)}")
+    if backend == "onnxruntime" and device is not None and str(device) != "cpu":
+        raise ValueError(f"the onnxruntime backend runs on the CPU, not on {device}")
+    return backend == "onnxruntime"
 
 
 def _source(image: ImageLike) -> str | None:
@@ -285,25 +308,47 @@ class Predictor:
         self.n_fixations = n_fixations
         self.image_degrees = image_degrees
         self.scanpath_length = scanpath_length
-        self._windowed: WindowedDensity | None = None
+        self._windowed: WindowedDensity | OnnxDensity | None = None
 
     @classmethod
     def from_pretrained(
-        cls, name: str = "default", device: Any = None, condition: Any = None, **kwargs: Any
+        cls,
+        name: str = "default",
+        device: Any = None,
+        condition: Any = None,
+        backend: str = "torch",
+        **kwargs: Any,
     ) -> Predictor:
         """The model ``name`` shipped inside the package (no network access), on ``device``
-        (default: the CPU), predicting for ``condition`` (a kind of data it was trained on)."""
+        (default: the CPU), predicting for ``condition`` (a kind of data it was trained on),
+        run by ``backend`` (one of :data:`BACKENDS`; see :mod:`salience.models.onnx`)."""
+        if uses_onnxruntime(backend, device):
+            from salience.models.onnx import load_onnx
+
+            return cls(load_onnx(name, condition), **kwargs)
         from salience.models.registry import load_pretrained
 
         return cls(load_pretrained(name, condition, device), **kwargs)
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, device: Any = None, condition: Any = None, **kwargs: Any
+        cls,
+        path: str | Path,
+        device: Any = None,
+        condition: Any = None,
+        backend: str = "torch",
+        **kwargs: Any,
     ) -> Predictor:
-        """Weights written by ``salience train`` or ``salience export`` (any family), predicting
-        for ``condition`` (one the checkpoint was trained on; default eye tracking on natural
-        images)."""
+        """Weights written by ``salience train`` or ``salience export`` (any family; for the
+        onnxruntime backend a dense model, or an ``.onnx`` graph from ``salience export
+        --format onnx``), predicting for ``condition`` (one the checkpoint was trained on;
+        default eye tracking on natural images), run by ``backend``."""
+        if uses_onnxruntime(backend, device):
+            from salience.models.onnx import load_onnx
+
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"{path}: checkpoint not found")
+            return cls(load_onnx(path, condition), **kwargs)
         from salience.models.registry import load_checkpoint
 
         return cls(load_checkpoint(path, condition, device), **kwargs)
@@ -318,9 +363,11 @@ class Predictor:
         """The viewing-time windows ``predict(..., windows=True)`` maps (loads their readouts)."""
         return self._windowed_model().windows
 
-    def _windowed_model(self) -> WindowedDensity:
+    def _windowed_model(self) -> WindowedDensity | OnnxDensity:
         """The model with the shipped viewing-time window readouts on its backbone, loaded on
         first use; an error for a model whose backbone they were not trained on."""
+        if self._windowed is None and hasattr(self.model, "with_windows"):  # ONNX Runtime
+            self._windowed = self.model.with_windows()
         if self._windowed is None:
             from salience.models.dense import DenseDensity
             from salience.models.dense.windows import WindowedDensity
