@@ -5,6 +5,7 @@ below it, and the model families never import each other (they share ``salience.
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import subprocess
 import sys
@@ -50,8 +51,13 @@ def imported(path: Path) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module == "salience":
-                found += [f"salience.{alias.name}" for alias in node.names]
+            if node.module == "salience":  # a submodule, or a name the package re-exports
+                exports = importlib.import_module("salience")._EXPORTS
+                found += [
+                    exports.get(alias.name, f"salience.{alias.name}")
+                    for alias in node.names
+                    if alias.name != "__version__"
+                ]
             elif node.module.startswith("salience."):
                 found.append(node.module)
         elif isinstance(node, ast.Import):
