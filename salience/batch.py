@@ -7,7 +7,8 @@ atomically; ``summary.csv`` lists every input with its status. An image whose fo
 exist and whose recorded settings are the job's is not predicted again (unless ``overwrite``),
 so an interrupted job is finished by running it again, and running it with other settings
 (e.g. more scanpaths, another seed) redoes the images. An unreadable image is reported and
-skipped; the rest are written. With ``windows`` each viewing-time window also gets
+skipped; the rest are written. A tall or wide image predicted viewport by viewport records how
+in its JSON (``tiled``) and the number of viewports in ``summary.csv``. With ``windows`` each viewing-time window also gets
 ``<name>_window_<label>_density.npy``, ``_heatmap.png`` and ``_overlay.png`` (label e.g.
 ``0-1s``), written before the fixations JSON, so a job interrupted among them is redone.
 """
@@ -44,6 +45,7 @@ SUMMARY_FIELDS = (
     "first_y",
     "first_probability",
     "top10_area_share",
+    "viewports",
     "seconds",
 )
 
@@ -112,6 +114,8 @@ class ItemResult:
             "first_y": f"{prediction.fixations[0, 1]:.1f}",
             "first_probability": f"{prediction.fixation_probs[0]:.4f}",
             "top10_area_share": f"{top_area_share(prediction.density):.4f}",
+            # how many viewports a tall or wide image was predicted in (blank: predicted whole)
+            "viewports": prediction.tiled["viewports"] if prediction.tiled else "",
             "seconds": f"{seconds:.3f}",
         }
         return cls(image, name, "written", "", values)
@@ -151,6 +155,8 @@ def predict_settings(
         settings["windows"] = [w.label for w in predictor.windows]
     if predictor.condition is not None:  # the kind of data predicted for
         settings["condition"] = predictor.condition.kind
+    if predictor.tiler is not None:  # which images are predicted viewport by viewport, and how
+        settings["tiling"] = predictor.tiler.settings()
     return settings
 
 

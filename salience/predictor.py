@@ -26,6 +26,11 @@ Degrees need a viewing geometry: an image is assumed to be seen as the training 
 Viewing-time windows (0-1 s, 1-2 s, 2-3 s; ``predict(image, windows=True)``) come from the
 shipped window readouts (``salience/weights/windows.md``), which run on the default model's
 backbone in the same forward pass; other models' backbones are refused.
+
+Images much taller than wide (over 2:1, e.g. full-page screenshots) or much wider than tall
+(over 2.5:1) are predicted viewport by viewport and joined into one density
+(:mod:`salience.models.tiling`); ``Prediction.tiled`` says how, and degrees are then those of
+one viewport. ``Predictor(model, tiling=False)`` predicts every image whole.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from salience.models.sampler import (
     ScanpathSampler,
     greedy_fixations,
 )
+from salience.models.tiling import Tiler, Tiling
 
 if TYPE_CHECKING:
     from salience.data.conditions import Condition
@@ -118,7 +124,8 @@ class Prediction:
     (K,) the probability that a fixation lands within one degree of each. ``scanpaths``: the
     scanpaths sampled with the prediction (none unless asked for), from ``scanpath_seed``.
     ``windows``: one map per viewing-time window (none unless asked for). ``image``: the RGB
-    image it was made from (for overlays).
+    image it was made from (for overlays). ``tiled``: for an image predicted viewport by
+    viewport, how it was cut (:meth:`salience.models.tiling.Tiling.describe`), else None.
     """
 
     log_density: np.ndarray  # (H, W) float64, natural log, logsumexp = 0
@@ -131,6 +138,7 @@ class Prediction:
     scanpath_seed: int | None = None
     windows: list[WindowMap] = field(default_factory=list)
     image: np.ndarray | None = field(default=None, repr=False)  # (H, W, 3) uint8, the input
+    tiled: dict | None = None  # how a tall or wide image was cut into viewports (else None)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -167,6 +175,7 @@ class Prediction:
             ],
             "scanpath_seed": self.scanpath_seed,
             "scanpaths": [path.to_dict() for path in self.scanpaths],
+            "tiled": self.tiled,
         }
 
     def fixations_json(self) -> str:
@@ -218,7 +227,8 @@ class Predictor:
     one with ``log_densities(images)`` (the grid models) runs batches in one forward pass.
     ``sampler``: the scanpath sampler (default: the checkpoint's, else OSIE's);
     ``n_fixations``: likely fixations per prediction; ``scanpath_length``: fixations per
-    sampled scanpath; ``image_degrees``: the viewing geometry (see the module docstring).
+    sampled scanpath; ``image_degrees``: the viewing geometry (see the module docstring);
+    ``tiling``: predict tall and wide images viewport by viewport (see the module docstring).
     """
 
     def __init__(
@@ -228,6 +238,7 @@ class Predictor:
         n_fixations: int = 10,
         image_degrees: float = DEFAULT_IMAGE_SPAN_DEGREES,
         scanpath_length: int = 10,
+        tiling: bool = True,
     ) -> None:
         if n_fixations < 1:
             raise ValueError(f"n_fixations must be at least 1, got {n_fixations}")
@@ -243,6 +254,7 @@ class Predictor:
         self.image_degrees = image_degrees
         self.scanpath_length = scanpath_length
         self._windowed: WindowedDensity | None = None
+        self.tiler = Tiler() if tiling else None
 
     @classmethod
     def from_pretrained(
@@ -288,19 +300,34 @@ class Predictor:
                     "viewing-time windows run on the default model's backbone; "
                     f"a {type(self.model).__name__} has none"
                 )
+            if self.condition is not None and self.condition.kind != "eye":
+                raise ValueError(
+                    "viewing-time windows were trained on eye tracking on natural images only, "
+                    f"not for condition {self.condition.kind!r}"
+                )
             self._windowed = WindowedDensity.from_file(shipped_weights("windows"), self.model)
         return self._windowed
 
+    def _maps(self, images: list[np.ndarray], windows: bool = False) -> list[np.ndarray]:
+        """Per uint8 RGB image its log-density and, with ``windows``, the viewing-time windows'
+        from the same forward pass, stacked: (1 or 1 + K, H, W)."""
+        if windows:
+            pairs = self._windowed_model().window_log_densities(images)
+            return [np.concatenate([own[None], each]) for own, each in pairs]
+        if hasattr(self.model, "log_densities"):
+            return [log_density[None] for log_density in self.model.log_densities(images)]
+        return [self.model.log_density(im, im.shape[:2])[None] for im in images]
+
     def _outputs(
         self, images: list[np.ndarray], windows: bool = False
-    ) -> list[tuple[np.ndarray, np.ndarray | None]]:
-        """Per uint8 RGB image its log-density (H, W) and, with ``windows``, the viewing-time
-        windows' log-densities (K, H, W) from the same forward pass (else None)."""
-        if windows:
-            return self._windowed_model().window_log_densities(images)
-        if hasattr(self.model, "log_densities"):
-            return [(log_density, None) for log_density in self.model.log_densities(images)]
-        return [(self.model.log_density(im, im.shape[:2]), None) for im in images]
+    ) -> list[tuple[np.ndarray, np.ndarray | None, Tiling | None]]:
+        """Per uint8 RGB image its log-density (H, W), with ``windows`` the viewing-time
+        windows' log-densities (K, H, W) (else None), and its tiling (None if predicted whole)."""
+        if self.tiler is None:
+            results = [(maps, None) for maps in self._maps(images, windows)]
+        else:
+            results = self.tiler.run(images, lambda batch: self._maps(batch, windows))
+        return [(maps[0], maps[1:] if windows else None, tiling) for maps, tiling in results]
 
     def pixels_per_degree(self, size: tuple[int, int]) -> float:
         """Pixels per degree of an image of ``size`` = (height, width) under the assumed
@@ -315,15 +342,19 @@ class Predictor:
         scanpaths: int,
         seed: int,
         windows: np.ndarray | None,
+        tiling: Tiling | None = None,
     ) -> Prediction:
         """The :class:`Prediction` made from a model's log-density of ``image``, with
         ``scanpaths`` scanpaths sampled as :meth:`sample_scanpaths` does with ``seed``, and the
-        windows' log-densities (K, H, W) from :meth:`_outputs`, if given."""
-        ppd = self.pixels_per_degree(log_density.shape)
+        windows' log-densities (K, H, W) from :meth:`_outputs`, if given. A tiled image's
+        degrees are those of one of its viewports."""
+        ppd = self.pixels_per_degree(log_density.shape if tiling is None else tiling.viewport)
         density = np.exp(log_density)
         density /= density.sum()
         points, probs = greedy_fixations(density, self.n_fixations, radius_px=ppd)
         prediction = Prediction(log_density, points, probs, ppd, source, density, image=image)
+        if tiling is not None:
+            prediction.tiled = tiling.describe()
         if scanpaths > 0:
             sampled = self.sample_scanpaths(prediction, scanpaths, self.scanpath_length, seed)
             prediction.scanpaths = [
@@ -401,9 +432,9 @@ class Predictor:
                 if k in items:
                     yield items[k]
                     continue
-                (_, array), (log_density, window_maps) = next(made)
+                (_, array), (log_density, window_maps, tiling) = next(made)
                 prediction = self._result(
-                    array, log_density, _source(image), scanpaths, seed, window_maps
+                    array, log_density, _source(image), scanpaths, seed, window_maps, tiling
                 )
                 yield PredictionItem(image, prediction, seconds=seconds)
 
