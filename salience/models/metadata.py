@@ -117,10 +117,10 @@ def config_metadata(name: str, key: str, config: Any) -> dict[str, str]:
 
 
 def read_config(
-    metadata: dict[str, str], key: str, config_class: type, where: str, **fixed: Any
+    metadata: dict[str, str], key: str, config_class: type, where: str, kind: str, **fixed: Any
 ) -> Any:
     """The config dataclass stored by :func:`config_metadata`, with the ``fixed`` fields set
-    (e.g. no download of pretrained weights: a checkpoint holds every weight)."""
-    kind = config_class.__name__.removesuffix("Config")
-    fields = config_fields(metadata, key, where, f"a {kind}")
+    (e.g. no download of pretrained weights: a checkpoint holds every weight); ``kind`` names
+    the family in errors (e.g. ``"a SUM"``)."""
+    fields = config_fields(metadata, key, where, kind)
     return build_config(config_class, {**fields, **fixed}, where)

@@ -34,7 +34,9 @@ def checkpoint_metadata(model: DenseSaliency, name: str) -> dict[str, str]:
 
 def config_from_metadata(metadata: dict[str, str], where: str) -> DenseConfig:
     """The :class:`DenseConfig` stored by :func:`checkpoint_metadata`."""
-    return read_config(metadata, "dense_config", DenseConfig, where, backbone_pretrained=False)
+    return read_config(
+        metadata, "dense_config", DenseConfig, where, "a dense-model", backbone_pretrained=False
+    )
 
 
 def load_network(path: str | Path) -> tuple[DenseSaliency, dict[str, str]]:

@@ -35,7 +35,7 @@ def checkpoint_metadata(model: SumSaliency, name: str) -> dict[str, str]:
 def config_from_metadata(metadata: dict[str, str], where: str) -> SumConfig:
     """The :class:`SumConfig` stored by :func:`checkpoint_metadata`."""
     fixed = {"encoder_pretrained": False, "encoder_checkpoint": None}  # the file holds every weight
-    return read_config(metadata, "sum_config", SumConfig, where, **fixed)
+    return read_config(metadata, "sum_config", SumConfig, where, "a SUM", **fixed)
 
 
 class SumDensity(GridDensity):
