@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import signal
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,36 @@ def _close(a, b) -> bool:
     if isinstance(a, float):
         return b == pytest.approx(a, rel=1e-5, abs=1e-9)
     return a == b
+
+
+def test_unreachable_address_is_a_clear_error(images, tiny_weights, tmp_path):
+    with socket.socket() as s:  # a port nobody listens on once closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = _predict(
+        images, tmp_path / "out", tiny_weights, "--engine", "ray", "--address", f"127.0.0.1:{port}"
+    )
+    assert result.exit_code == 2 and f"cannot reach 127.0.0.1:{port}" in result.output
+    assert not ray.is_initialized()
+
+
+def test_local_engine_writes_the_parquet_table_too(images, tiny_weights, tmp_path):
+    out = tmp_path / "out"
+    first = sorted(images.glob("*.png"))[0]
+    args = ["predict", str(first), str(images / "broken.jpg"), "--out", str(out)]
+    result = runner.invoke(app, [*args, "--checkpoint", str(tiny_weights), "--format", "parquet"])
+    assert result.exit_code == 1, result.output
+    written, failed = pq.read_table(out / "predictions.parquet").to_pylist()
+    record = json.loads((out / f"{first.stem}_fixations.json").read_text())
+    assert written["status"] == "written" and written["fixations"] == record["fixations"]
+    assert (written["first_x"], written["first_y"]) == (
+        record["fixations"][0]["x"],
+        record["fixations"][0]["y"],
+    )
+    assert json.loads(written["settings"]) == record["settings"]
+    assert (written["height"], written["width"]) == (120, 160)
+    assert written["density"] == f"{first.stem}_density.npy"
+    assert failed["status"] == "failed" and failed["fixations"] is None and failed["error"]
 
 
 def test_list_inputs_reads_text_and_parquet_lists(images, tmp_path):
