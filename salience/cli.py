@@ -369,7 +369,7 @@ def train_command(
         summary = Trainer(cfg, out_dir=out, device=device, resume=resume, console=console).fit()
     except (KeyError, ValueError, FileNotFoundError, DataFormatError) as exc:
         _fail(str(exc))
-    if summary["best"] is not None:
+    if summary["best"] is not None and summary["main"]:
         console.print(
             f"best {cfg.eval.metric} {summary['best']:.4f} at epoch {summary['best_epoch']}: "
             f"{Path(summary['out_dir']) / 'best.safetensors'}"
@@ -450,7 +450,7 @@ def predict_command(
         _fail("--address and --num-workers are options of --engine ray")
     try:
         if engine == "ray":
-            import ray  # noqa: F401
+            import ray.exceptions
 
             from salience.ray_engine import list_inputs as collect_inputs
         if output_format == "parquet":
@@ -524,6 +524,8 @@ def predict_command(
                 _fail(f"--address {address}: {exc}")
             except BatchError as exc:
                 _fail(str(exc))
+            except ray.exceptions.RayError as exc:  # e.g. a worker that cannot load the model
+                _fail(f"the Ray job failed: {str(exc).strip()[-2000:]}")
         else:
             try:
                 results = run_predict(

@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import os
+import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -222,6 +223,8 @@ def _connect(address: str | None) -> bool:
 
     if ray.is_initialized():
         return False
+    if address is not None:
+        _check_reachable(address)
     ray.init(
         address=address,
         include_dashboard=False,
@@ -229,6 +232,19 @@ def _connect(address: str | None) -> bool:
         logging_level=logging.WARNING,
     )
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """A ConnectionError now for a ``host:port`` nobody listens on (Ray itself would keep
+    retrying for minutes); other forms (``auto``) are left to Ray."""
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if not (sep and host and port.isdigit()):
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ConnectionError(f"cannot reach {target} ({exc})") from exc
 
 
 def run_ray_predict(

@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import signal
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -36,11 +37,14 @@ def local_ray():
 
 @pytest.fixture(scope="module")
 def images(osie_root, tmp_path_factory) -> Path:
-    """18 OSIE images at 160 x 120 and one file that is no image."""
+    """18 OSIE images at 160 x 120 and 120 x 160 (images of several sizes travel between the
+    stages together), and one file that is no image."""
     folder = tmp_path_factory.mktemp("ray-in")
-    for path in sorted((osie_root / "stimuli").iterdir())[:N_IMAGES]:
+    for k, path in enumerate(sorted((osie_root / "stimuli").iterdir())[:N_IMAGES]):
         with Image.open(path) as im:
-            im.convert("RGB").resize((160, 120)).save(folder / f"{path.stem}.png")
+            im.convert("RGB").resize((160, 120) if k % 3 else (120, 160)).save(
+                folder / f"{path.stem}.png"
+            )
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not an image")
     return folder
 
@@ -75,7 +79,7 @@ def _assert_same_outputs(local: Path, other: Path, summary: bool = True) -> None
     )
     for name in names:
         a, b = np.load(local / f"{name}_density.npy"), np.load(other / f"{name}_density.npy")
-        assert a.shape == b.shape == (120, 160)
+        assert a.shape == b.shape and a.shape in ((120, 160), (160, 120))
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-6, err_msg=name)
         fa = json.loads((local / f"{name}_fixations.json").read_text())
         fb = json.loads((other / f"{name}_fixations.json").read_text())
@@ -100,6 +104,37 @@ def _close(a, b) -> bool:
     if isinstance(a, float):
         return b == pytest.approx(a, rel=1e-5, abs=1e-9)
     return a == b
+
+
+def test_unreachable_address_is_a_clear_error(images, tiny_weights, tmp_path):
+    with socket.socket() as s:  # a port nobody listens on once closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = _predict(
+        images, tmp_path / "out", tiny_weights, "--engine", "ray", "--address", f"127.0.0.1:{port}"
+    )
+    assert result.exit_code == 2 and f"cannot reach 127.0.0.1:{port}" in result.output
+    assert not ray.is_initialized()
+
+
+def test_local_engine_writes_the_parquet_table_too(images, tiny_weights, tmp_path):
+    out = tmp_path / "out"
+    first = sorted(images.glob("*.png"))[0]
+    args = ["predict", str(first), str(images / "broken.jpg"), "--out", str(out)]
+    result = runner.invoke(app, [*args, "--checkpoint", str(tiny_weights), "--format", "parquet"])
+    assert result.exit_code == 1, result.output
+    written, failed = pq.read_table(out / "predictions.parquet").to_pylist()
+    record = json.loads((out / f"{first.stem}_fixations.json").read_text())
+    assert written["status"] == "written" and written["fixations"] == record["fixations"]
+    assert (written["first_x"], written["first_y"]) == (
+        record["fixations"][0]["x"],
+        record["fixations"][0]["y"],
+    )
+    assert json.loads(written["settings"]) == record["settings"]
+    assert written["density"] == f"{first.stem}_density.npy"
+    density = np.load(out / written["density"])
+    assert (written["height"], written["width"]) == density.shape
+    assert failed["status"] == "failed" and failed["fixations"] is None and failed["error"]
 
 
 def test_list_inputs_reads_text_and_parquet_lists(images, tmp_path):

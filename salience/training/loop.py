@@ -268,6 +268,7 @@ class Trainer:
         seconds = clock["train_seconds"]
         return {
             "out_dir": str(self.out_dir),
+            "main": self.dist.is_main,  # rank 0, which validates, keeps the best and reports
             "epochs": state["epoch"],
             "steps": state["step"],
             "best": state["best"],
