@@ -80,7 +80,7 @@ def test_killed_two_process_run_resumes_equal_to_one_process(small_osie, one_pro
     _, metadata = load_weights(out / "last.safetensors")
     assert metadata["step"] == str(2 * STEPS_PER_EPOCH)
     # rank 0 wrote every process's RNG states, for a resume that draws what they would have
-    state = torch.load(out / "last.state.pt", weights_only=False)
+    state = torch.load(out / metadata["train_state"], weights_only=False)
     torch_states = [ranks["torch"] for ranks in state["rank_rng"]]
     assert len(torch_states) == 2 and not torch.equal(*torch_states)
 

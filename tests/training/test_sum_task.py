@@ -27,7 +27,8 @@ TINY_SUM = {
 
 
 def _task(size=(64, 96)) -> SumTask:
-    return SumTask(ModelConfig(name="sum-lite0", overrides=dict(TINY_SUM)), size)
+    config = ModelConfig(name="sum-lite0", overrides=dict(TINY_SUM))
+    return SumTask(config, size, conditions=[0, None])  # mouse and eye tracking sources
 
 
 def test_fixation_targets_are_the_blurred_empirical_density():
