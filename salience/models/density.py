@@ -21,17 +21,9 @@ from PIL import Image
 from torch import nn
 
 from salience.models.base import DensityModel
+from salience.models.input_size import input_size_for
 
-
-def input_size_for(size: tuple[int, int], pixels: int, multiple: int = 32) -> tuple[int, int]:
-    """(height, width) for the network: the aspect of ``size``, about ``pixels`` pixels, each
-    side a positive multiple of ``multiple``."""
-    height, width = size
-    scale = math.sqrt(pixels / (height * width))
-    return (
-        max(multiple, round(height * scale / multiple) * multiple),
-        max(multiple, round(width * scale / multiple) * multiple),
-    )
+__all__ = ["GridDensity", "input_size_for"]
 
 
 class GridDensity(DensityModel):

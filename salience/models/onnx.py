@@ -1,0 +1,300 @@
+"""The ONNX Runtime backend: the shipped and trained dense models as ONNX graphs, run without
+PyTorch.
+
+:class:`OnnxDensity` is the grid runner of :class:`~salience.models.density.GridDensity` with
+the network replaced by an ONNX Runtime session: each image resized with its aspect kept to the
+network's input (PIL bilinear, as the PyTorch path), images of one input size run as one batch,
+and the cells' density upsampled bilinearly to the image and renormalized (in numpy, float64,
+the arithmetic of ``torch.nn.functional.interpolate``). Its densities match the PyTorch
+backend's to about 1e-6 in total variation (``tests/models/test_onnx.py`` holds them to 1e-5).
+
+Where the graphs come from (:func:`load_onnx`):
+
+* a shipped model name or a ``.safetensors`` checkpoint: its fp32 graph is built at first use
+  by :func:`salience.models.onnx_export.export_onnx` (which needs PyTorch, once) and cached in the
+  user cache folder (:func:`cache_dir`; ``SALIENCE_CACHE`` overrides it), named by the sha256 of
+  the weights it was made of, written atomically, so a changed weight file gets a new graph and
+  concurrent processes never see half of one;
+* an ``.onnx`` file written by ``salience export --format onnx``: used as it is (no PyTorch
+  needed at all);
+* ``precision="int8"``: the int8 graph shipped in the package, where one ships (see
+  ``salience/weights/default.md``).
+
+The graph's metadata carries what the Predictor needs besides the network: the checkpoint's
+metadata (trained conditions, scanpath sampler) and the input rule (``salience_onnx``).
+onnxruntime is the optional extra ``salience[onnx]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from salience.data.conditions import Condition, choose, trained_conditions
+from salience.data.windows import Window
+from salience.models.base import DensityModel
+from salience.models.input_size import input_size_for
+
+FORMAT_KEY = "salience_onnx"  # the graph's interface record (salience.models.onnx_export)
+FORMAT_VERSION = 1  # bump when the graph's interface or contents change: cached graphs rebuild
+INSTALL_HINT = 'pip install "salience[onnx]"'
+PRECISIONS = ("fp32", "int8")
+_TINY = np.finfo(np.float64).tiny
+
+
+class MissingExtraError(ImportError):
+    """An optional dependency of the ONNX backend is not installed; the message names the extra."""
+
+
+def _onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ModuleNotFoundError as exc:
+        raise MissingExtraError(
+            f"the onnxruntime backend needs the onnxruntime package: {INSTALL_HINT}"
+        ) from exc
+    return onnxruntime
+
+
+def cache_dir() -> Path:
+    """Where built graphs are kept: ``$SALIENCE_CACHE`` if set, else the user cache folder
+    (``~/.cache/salience`` on Linux, per platformdirs elsewhere)."""
+    if os.environ.get("SALIENCE_CACHE"):
+        return Path(os.environ["SALIENCE_CACHE"])
+    try:
+        from platformdirs import user_cache_dir
+    except ModuleNotFoundError as exc:
+        raise MissingExtraError(
+            f"the onnxruntime backend needs the platformdirs package: {INSTALL_HINT}"
+        ) from exc
+    return Path(user_cache_dir("salience", appauthor=False))
+
+
+def _interpolation(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices (lower, upper) and upper weights of bilinear resampling from ``size_in``
+    to ``size_out`` samples, half-pixel centers (``align_corners=False``), as PyTorch computes
+    them in float64."""
+    scale = size_in / size_out
+    source = np.maximum((np.arange(size_out, dtype=np.float64) + 0.5) * scale - 0.5, 0.0)
+    lower = np.minimum(source.astype(np.int64), size_in - 1)
+    upper = np.minimum(lower + 1, size_in - 1)
+    return lower, upper, source - lower
+
+
+_interpolation_cached = lru_cache(maxsize=64)(_interpolation)
+
+
+def upsample(log_cells: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Log-density over cells (h, w) -> log-density (float64) over the pixels of ``size``:
+    the cells' density resampled bilinearly, floored at the smallest float64, renormalized."""
+    density = np.exp(log_cells.astype(np.float64))  # (h, w)
+    top, bottom, wy = _interpolation_cached(density.shape[0], size[0])
+    left, right, wx = _interpolation_cached(density.shape[1], size[1])
+    rows = density[top] * (1.0 - wy)[:, None]
+    rows += density[bottom] * wy[:, None]  # (H, w)
+    out = rows[:, left] * (1.0 - wx)
+    out += rows[:, right] * wx  # (H, W)
+    np.maximum(out, _TINY, out=out)
+    out /= out.sum()
+    return np.log(out, out=out)
+
+
+class OnnxDensity(DensityModel):
+    """A dense model's ONNX graph run by ONNX Runtime; log-densities at each image's own size.
+
+    ``path``: the graph (see :mod:`salience.models.onnx_export` for its interface);
+    ``condition``: the kind of data predicted for (one the model was trained on); ``threads``:
+    ONNX Runtime's intra-op threads (default: its own choice, the physical cores);
+    ``windowed``: gives the graph with the viewing-time window readouts, for
+    :meth:`with_windows` (called on first use: building it costs an export)."""
+
+    name = "onnx"
+
+    def __init__(
+        self,
+        path: str | Path,
+        condition: Condition | int | str | None = None,
+        threads: int | None = None,
+        windowed: Callable[[], Path] | None = None,
+    ) -> None:
+        ort = _onnxruntime()
+        self.path = Path(path)
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own unexported error types
+            raise ValueError(f"{self.path}: not a usable ONNX graph ({exc})") from exc
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        if FORMAT_KEY not in self.metadata:
+            raise ValueError(
+                f"{self.path}: not a salience ONNX graph (no {FORMAT_KEY} in its metadata; "
+                "write one with 'salience export --format onnx')"
+            )
+        self.info = json.loads(self.metadata[FORMAT_KEY])
+        if self.info.get("version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{self.path}: graph format {self.info.get('version')}, this salience reads "
+                f"{FORMAT_VERSION}; export it again"
+            )
+        self.name = self.metadata.get("model", self.name)
+        self.input_pixels = int(self.info["input_pixels"])
+        self.precision = str(self.info["precision"])
+        self.trained = trained_conditions(self.metadata, str(self.path))
+        self.condition = choose(condition, self.trained, str(self.path))
+        self.windows = tuple(Window(*w) for w in self.info.get("windows", []))
+        self._threads = threads
+        self._windowed = windowed
+
+    def input_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The network's input (height, width) for an image of ``size``; an error where the
+        graph is not valid (aspect ratios beyond about 20:1)."""
+        input_size = input_size_for(size, self.input_pixels, int(self.info["multiple"]))
+        if min(input_size) < int(self.info["min_side"]):
+            raise ValueError(
+                f"a {size[1]}x{size[0]} image is too elongated for the ONNX graph (network "
+                f"input {input_size[1]}x{input_size[0]}, shorter side under "
+                f"{self.info['min_side']}); use the torch backend"
+            )
+        return input_size
+
+    def with_windows(self) -> OnnxDensity:
+        """This model with the shipped viewing-time window readouts, as one graph (an error
+        for models other than the shipped default)."""
+        if self.windows:
+            return self
+        if self._windowed is None:
+            raise ValueError(
+                "viewing-time windows run on the default model's backbone; this ONNX graph "
+                f"({self.path.name}) has no window readouts"
+            )
+        return OnnxDensity(self._windowed(), self.condition, self._threads)
+
+    def _cells(self, images: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+        """Per image the graph's outputs for it (each (..., h', w') float32), one run per
+        network input size."""
+        results: list[list[np.ndarray]] = [[] for _ in images]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, image in enumerate(images):
+            groups.setdefault(self.input_size(image.shape[:2]), []).append(i)
+        for (height, width), members in groups.items():
+            batch = np.stack(
+                [
+                    np.asarray(
+                        Image.fromarray(images[i]).resize((width, height), Image.BILINEAR)
+                    )
+                    for i in members
+                ]
+            )  # (B, h, w, 3) uint8
+            outputs = self.session.run(None, {"image": batch})
+            for k, i in enumerate(members):
+                results[i] = [output[k] for output in outputs]
+        return results
+
+    def log_densities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """uint8 (H_i, W_i, 3) images -> float64 log-densities (H_i, W_i), each summing to 1."""
+        return [
+            upsample(cells[0], image.shape[:2])
+            for cells, image in zip(self._cells(images), images, strict=True)
+        ]
+
+    def window_log_densities(
+        self, images: Sequence[np.ndarray]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per image the model's log-density (H, W) and the windows' (K, H, W), from one run
+        (a graph with window readouts only, see :meth:`with_windows`)."""
+        if not self.windows:
+            raise ValueError(f"{self.path.name} has no viewing-time window readouts")
+        results = []
+        for (own, windows), image in zip(self._cells(images), images, strict=True):
+            size = image.shape[:2]
+            results.append((upsample(own, size), np.stack([upsample(w, size) for w in windows])))
+        return results
+
+    def log_density(self, image: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
+        if image is None:
+            raise ValueError(f"{self.name} needs the image")
+        if tuple(image.shape[:2]) != tuple(size):
+            image = np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
+        return self.log_densities([image])[0]
+
+
+def shipped_int8(name: str) -> Path:
+    """The int8 graph shipped for model ``name`` (``salience/weights/NAME.int8.onnx``)."""
+    from importlib import resources
+
+    path = Path(str(resources.files("salience") / "weights" / f"{name}.int8.onnx"))
+    if not path.is_file():
+        raise FileNotFoundError(f"no int8 graph ships for {name!r} (looked for {path})")
+    return path
+
+
+def built_graph(checkpoint: Path, windows: Path | None = None) -> Path:
+    """The fp32 graph of a dense checkpoint (with window readouts, if given): from the cache,
+    or exported there first (needs PyTorch)."""
+    try:
+        from salience.models.onnx_export import export_onnx, sha256_of
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.startswith("salience"):
+            raise
+        raise MissingExtraError(
+            f"building the ONNX graph of {checkpoint.name} needs {exc.name} once: "
+            'pip install "salience[torch,onnx]" (or pass an .onnx file written by '
+            "'salience export --format onnx')"
+        ) from exc
+    digest = sha256_of(checkpoint, *([windows] if windows else []))
+    stem = checkpoint.stem + ("+windows" if windows else "")
+    path = cache_dir() / f"{stem}-v{FORMAT_VERSION}-{digest[:16]}.onnx"
+    if not path.is_file():
+        export_onnx(checkpoint, path, windows)
+    return path
+
+
+def load_onnx(
+    source: str | Path,
+    condition: Condition | int | str | None = None,
+    precision: str = "fp32",
+    threads: int | None = None,
+) -> OnnxDensity:
+    """The model ``source`` (a shipped model's name, a ``.safetensors`` checkpoint or an
+    ``.onnx`` graph) run by ONNX Runtime at ``precision`` (fp32, or int8 where an int8 graph
+    ships); see the module docstring for where graphs come from."""
+    _onnxruntime()  # the extra's error before any export work
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    path = Path(source)
+    if path.suffix == ".onnx":
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: ONNX graph not found")
+        return OnnxDensity(path, condition, threads)
+    from salience.models.registry import family_of, shipped_weights
+
+    shipped = not path.is_file()
+    if shipped:
+        name = str(source)
+        if family_of(name).name != "dense":
+            raise ValueError(f"{name}: only dense models run on the onnxruntime backend")
+        path = shipped_weights(name)
+    windows = None
+    if shipped and path.stem == "default":  # the window readouts run on its backbone
+
+        def windows() -> Path:
+            return built_graph(path, shipped_weights("windows"))
+    if precision == "int8":
+        if not shipped:
+            raise ValueError(
+                f"{path}: int8 graphs ship for the shipped models only (write one with "
+                "'salience export --format onnx --int8')"
+            )
+        return OnnxDensity(shipped_int8(path.stem), condition, threads, windows)
+    return OnnxDensity(built_graph(path), condition, threads, windows)
