@@ -18,7 +18,10 @@ import csv
 import glob
 import io
 import json
-from collections.abc import Callable, Iterable
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +29,8 @@ import numpy as np
 
 from salience.analysis.render import display_map, heatmap, overlay, save_png
 from salience.io.atomic import atomic_path, atomic_write
-from salience.predictor import Prediction, Predictor
+from salience.io.images import ImageReadError
+from salience.predictor import Prediction, Predictor, as_rgb
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -89,8 +93,9 @@ def output_names(paths: list[Path]) -> dict[Path, str]:
 def top_area_share(density: np.ndarray, area: float = 0.1) -> float:
     """Share of the attention falling on the most-attended ``area`` fraction of the image: how
     concentrated the attention is (``area`` for a flat map, near 1 for a single focus)."""
-    flat = np.sort(density.ravel())[::-1]
-    return float(flat[: max(1, round(area * flat.size))].sum())
+    flat = density.ravel()
+    top = max(1, round(area * flat.size))
+    return float(np.sort(np.partition(flat, flat.size - top)[flat.size - top :])[::-1].sum())
 
 
 @dataclass
@@ -207,6 +212,48 @@ def _write_maps(
     )
 
 
+def _decoded(
+    paths: Iterable[Path], lookahead: int
+) -> Iterator[tuple[Path, np.ndarray | None, str]]:
+    """Per path its uint8 RGB image (or None and the error), in order, decoded by a worker
+    thread up to ``lookahead`` images ahead of the consumer."""
+    with ThreadPoolExecutor(1, thread_name_prefix="salience-decode") as pool:
+        pending: deque[tuple[Path, Future]] = deque()
+        for path in paths:
+            pending.append((path, pool.submit(_read, path)))
+            if len(pending) > lookahead:
+                path, future = pending.popleft()
+                yield path, *future.result()
+        while pending:
+            path, future = pending.popleft()
+            yield path, *future.result()
+
+
+def _read(path: Path) -> tuple[np.ndarray | None, str]:
+    try:
+        return as_rgb(path), ""
+    except ImageReadError as exc:
+        return None, str(exc)
+
+
+def _write(
+    prediction: Prediction,
+    path: Path,
+    out_dir: Path,
+    name: str,
+    colormap: str,
+    opacity: float,
+    settings: dict[str, object],
+    seconds: float,
+) -> ItemResult:
+    """One image's files, as a writer thread makes them; its summary row."""
+    try:
+        write_prediction(prediction, out_dir, name, colormap, opacity, settings)
+    except OSError as exc:
+        return ItemResult(path, name, "failed", f"writing: {exc}")
+    return ItemResult.written(path, name, prediction, seconds)
+
+
 def run_predict(
     predictor: Predictor,
     paths: list[Path],
@@ -219,25 +266,35 @@ def run_predict(
     scanpaths: int = 1,
     seed: int = 0,
     windows: bool = False,
+    writers: int = 2,
 ) -> list[ItemResult]:
     """Predict every image of ``paths`` into ``out_dir``; one :class:`ItemResult` per input,
     in input order.
 
     Each image gets ``scanpaths`` sampled scanpaths (0: none), seeded by ``seed`` as
     :meth:`Predictor.predict` does, and with ``windows`` one set of maps per viewing-time
-    window. ``summary.csv`` is rewritten after every batch, so it is complete up to where an
-    interrupted run stopped."""
+    window. Decoding (one thread, a batch ahead), the model and the files (``writers``
+    threads) overlap; at most a few batches of images and predictions are held at once,
+    whatever the number of inputs. ``summary.csv`` is rewritten as results come in (at most
+    once a second) and at the end, so it is nearly complete where an interrupted run stopped."""
     if scanpaths < 0:
         raise ValueError(f"scanpaths must be >= 0, got {scanpaths}")
+    if writers < 1:
+        raise ValueError(f"writers must be at least 1, got {writers}")
     out_dir.mkdir(parents=True, exist_ok=True)
     names = output_names(paths)
     settings = predict_settings(predictor, colormap, opacity, scanpaths, seed, windows)
     results: dict[Path, ItemResult] = {}
+    last_summary = time.monotonic()
 
     def record(result: ItemResult) -> None:
+        nonlocal last_summary
         results[result.image] = result
         if advance is not None:
             advance(result)
+        if time.monotonic() - last_summary >= 1.0:
+            write_summary([results[p] for p in paths if p in results], out_dir / "summary.csv")
+            last_summary = time.monotonic()
 
     todo = []
     for path in paths:
@@ -245,20 +302,30 @@ def run_predict(
             record(ItemResult(path, names[path], "exists"))
         else:
             todo.append(path)
-    items = predictor.predict_many(todo, batch_size, scanpaths, seed, windows)
-    for done, item in enumerate(items, start=1):
-        path = Path(item.input)
-        if item.prediction is None:
-            record(ItemResult(path, names[path], "failed", item.error or "unreadable"))
-        else:
-            try:
-                write_prediction(item.prediction, out_dir, names[path], colormap, opacity, settings)
-            except OSError as exc:
-                record(ItemResult(path, names[path], "failed", f"writing: {exc}"))
+    predicted: deque[Path] = deque()  # the decoded inputs handed to the model, in order
+
+    def images() -> Iterator[np.ndarray]:
+        for path, image, error in _decoded(todo, lookahead=batch_size):
+            if image is None:
+                record(ItemResult(path, names[path], "failed", error))
             else:
-                record(ItemResult.written(path, names[path], item.prediction, item.seconds))
-        if done % batch_size == 0:
-            write_summary([results[p] for p in paths if p in results], out_dir / "summary.csv")
+                predicted.append(path)
+                yield image
+
+    writing: deque[Future] = deque()
+    with ThreadPoolExecutor(writers, thread_name_prefix="salience-write") as pool:
+        for item in predictor.predict_many(images(), batch_size, scanpaths, seed, windows):
+            path = predicted.popleft()
+            if item.prediction is None:
+                record(ItemResult(path, names[path], "failed", item.error or "unreadable"))
+                continue
+            item.prediction.source = str(path)
+            job = (out_dir, names[path], colormap, opacity, settings, item.seconds)
+            writing.append(pool.submit(_write, item.prediction, path, *job))
+            while len(writing) > 2 * writers:  # bounded: the model waits for the writers
+                record(writing.popleft().result())
+        while writing:
+            record(writing.popleft().result())
     ordered = [results[p] for p in paths]
     write_summary(ordered, out_dir / "summary.csv")
     return ordered

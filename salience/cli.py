@@ -23,7 +23,12 @@ from salience.evaluation.evaluate import (
     write_results,
 )
 from salience.models.baselines import fit_references
-from salience.models.registry import describe_models, load_checkpoint, load_pretrained
+from salience.models.registry import (
+    describe_models,
+    family_of,
+    load_checkpoint,
+    load_pretrained,
+)
 from salience.models.sampler import DEFAULT_IMAGE_SPAN_DEGREES
 
 app = typer.Typer(
@@ -82,6 +87,14 @@ ImageDegreesOption = Annotated[
         "fixations' and scanpaths' distances; default: as the training images were seen)."
     ),
 ]
+BackendOption = Annotated[
+    str,
+    typer.Option(
+        help="What runs the network: torch, onnxruntime (the model's ONNX graph, built and "
+        "cached at first use; needs the onnx extra) or onnxruntime-int8 (the shipped int8 "
+        "graph, where one ships).",
+    ),
+]
 ConditionOption = Annotated[
     str | None,
     typer.Option(
@@ -97,6 +110,7 @@ def _predictor(
     checkpoint: Path | None,
     device: str | None,
     condition: str | None = None,
+    backend: str = "torch",
     **kwargs,
 ):
     """The Predictor of a shipped model or of trained weights; a clear error otherwise."""
@@ -104,9 +118,10 @@ def _predictor(
 
     try:
         if checkpoint is not None:
-            return Predictor.from_checkpoint(checkpoint, device, condition, **kwargs)
-        return Predictor.from_pretrained(model, device, condition, **kwargs)
+            return Predictor.from_checkpoint(checkpoint, device, condition, backend, **kwargs)
+        return Predictor.from_pretrained(model, device, condition, backend, **kwargs)
     except (
+        ImportError,
         KeyError,
         ValueError,
         FileNotFoundError,
@@ -158,6 +173,13 @@ def eval_command(
         ),
     ] = None,
     condition: ConditionOption = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="What runs the neural models and --checkpoint: torch, onnxruntime (an .onnx "
+            "--checkpoint runs as it is) or onnxruntime-int8 (see 'salience predict --help')."
+        ),
+    ] = "torch",
 ) -> None:
     """Score models or a folder of maps on a dataset split: one row per model."""
     if mode not in MODES:
@@ -198,13 +220,13 @@ def eval_command(
             if folder is not None:
                 instance = None
             elif source is not None:
-                instance = load_checkpoint(source, condition)
+                instance = _density_model(source, condition, backend, load_checkpoint)
             elif name == "center-bias":
                 instance = center_bias
             elif name == "gold-standard":
                 instance = gold
             else:
-                instance = load_pretrained(name, condition)
+                instance = _density_model(name, condition, backend, load_pretrained)
                 if getattr(instance, "needs_fit", False):
                     instance.fit(fit_data)
             result = evaluate(
@@ -218,7 +240,7 @@ def eval_command(
                 name=name,
                 progress=_progress(name),
             )
-        except (KeyError, ValueError, FileNotFoundError, DataFormatError) as exc:
+        except (ImportError, KeyError, ValueError, FileNotFoundError, DataFormatError) as exc:
             _fail(f"{name}: {exc}")
         results.append(result)
 
@@ -247,6 +269,20 @@ def eval_command(
             },
         )
         console.print(f"wrote {json_path} and {csv_path}")
+
+
+def _density_model(source, condition: str | None, backend: str, load_torch):
+    """The density model of a registered name or a checkpoint, run by ``backend`` (ONNX Runtime
+    for neural models only; baselines run as they are)."""
+    from salience.predictor import BACKENDS
+
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; the backends are {', '.join(BACKENDS)}")
+    if backend == "torch" or (isinstance(source, str) and family_of(source).config_key is None):
+        return load_torch(source, condition)
+    from salience.models.onnx import load_onnx
+
+    return load_onnx(source, condition, "int8" if backend.endswith("int8") else "fp32")
 
 
 @app.command("train")
@@ -316,6 +352,7 @@ def predict_command(
         ),
     ] = False,
     condition: ConditionOption = None,
+    backend: BackendOption = "torch",
 ) -> None:
     """Heatmap, overlay, density, likely first fixations and scanpaths of each image.
 
@@ -341,6 +378,7 @@ def predict_command(
         checkpoint,
         device,
         condition,
+        backend,
         n_fixations=fixations,
         image_degrees=image_degrees,
         scanpath_length=scanpath_length,
@@ -448,6 +486,7 @@ def aoi_command(
     device: DeviceOption = None,
     image_degrees: ImageDegreesOption = DEFAULT_IMAGE_SPAN_DEGREES,
     condition: ConditionOption = None,
+    backend: BackendOption = "torch",
 ) -> None:
     """Share of attention per region, and the chance each is fixated within the first k.
 
@@ -459,7 +498,9 @@ def aoi_command(
     from salience.batch import write_prediction
 
     chosen = _regions(region, regions)
-    predictor = _predictor(model, checkpoint, device, condition, image_degrees=image_degrees)
+    predictor = _predictor(
+        model, checkpoint, device, condition, backend, image_degrees=image_degrees
+    )
     prediction = _predict_one(predictor, image)
     array = prediction.image
     from salience.analysis.regions import RegionError
@@ -529,6 +570,7 @@ def scanpath_command(
     device: DeviceOption = None,
     image_degrees: ImageDegreesOption = DEFAULT_IMAGE_SPAN_DEGREES,
     condition: ConditionOption = None,
+    backend: BackendOption = "torch",
 ) -> None:
     """A predicted scanpath as a numbered gaze plot over the image.
 
@@ -539,7 +581,13 @@ def scanpath_command(
     from salience.io.atomic import atomic_write
 
     predictor = _predictor(
-        model, checkpoint, device, condition, image_degrees=image_degrees, scanpath_length=n
+        model,
+        checkpoint,
+        device,
+        condition,
+        backend,
+        image_degrees=image_degrees,
+        scanpath_length=n,
     )
     prediction = _predict_one(predictor, image, scanpaths=1, seed=seed)
     array = prediction.image
@@ -579,6 +627,7 @@ def compare_command(
     device: DeviceOption = None,
     image_degrees: ImageDegreesOption = DEFAULT_IMAGE_SPAN_DEGREES,
     condition: ConditionOption = None,
+    backend: BackendOption = "torch",
 ) -> None:
     """Two designs side by side: per-region deltas (B - A) and a difference map.
 
@@ -596,7 +645,9 @@ def compare_command(
     )
 
     chosen = _regions(region, regions, default_grid=True)
-    predictor = _predictor(model, checkpoint, device, condition, image_degrees=image_degrees)
+    predictor = _predictor(
+        model, checkpoint, device, condition, backend, image_degrees=image_degrees
+    )
     pred_a, pred_b = _predict_one(predictor, a), _predict_one(predictor, b)
     try:
         report = compare(
@@ -670,10 +721,55 @@ def export_command(
             "readouts that run on the shipped default model's backbone)."
         ),
     ] = False,
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="safetensors, or onnx: the dense model as an ONNX graph for the onnxruntime "
+            "backend (CHECKPOINT may then be a shipped model's name, e.g. default).",
+        ),
+    ] = "safetensors",
+    windows: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --format onnx: window readouts (e.g. salience/weights/windows."
+            "safetensors) to run on the model's backbone in the same graph."
+        ),
+    ] = None,
+    int8: Annotated[
+        bool,
+        typer.Option(
+            help="With --format onnx: also write OUT's int8 copy (.int8.onnx), calibrated on "
+            "--calibration-root's train images."
+        ),
+    ] = False,
+    calibration_dataset: Annotated[
+        str, typer.Option(help="Dataset format of the int8 calibration images.")
+    ] = "osie",
+    calibration_root: Annotated[
+        Path | None, typer.Option(help="The int8 calibration dataset's folder.")
+    ] = None,
+    calibration_images: Annotated[
+        int, typer.Option(min=1, help="Calibration images (the split's first, in order).")
+    ] = 100,
 ) -> None:
-    """Write trained weights as a file to ship (fp16, with the scanpath sampler's parameters)."""
+    """Write trained weights as a file to ship (fp16, with the scanpath sampler's parameters),
+    or as an ONNX graph (--format onnx)."""
     import json
 
+    if format not in ("safetensors", "onnx"):
+        _fail(f"--format must be safetensors or onnx, got {format!r}")
+    if format == "onnx":
+        _export_onnx(
+            checkpoint,
+            out,
+            windows,
+            int8,
+            calibration_dataset,
+            calibration_root,
+            calibration_images,
+        )
+        return
     import torch
 
     from salience.models.sampler import ScanpathSampler
@@ -697,6 +793,42 @@ def export_command(
     except (OSError, ValueError) as exc:
         _fail(str(exc))
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+def _export_onnx(
+    checkpoint: Path,
+    out: Path,
+    windows: Path | None,
+    int8: bool,
+    calibration_dataset: str,
+    calibration_root: Path | None,
+    calibration_images: int,
+) -> None:
+    """``salience export --format onnx``: the fp32 graph, and its int8 copy if asked."""
+    from itertools import islice
+
+    from salience.models.registry import shipped_weights
+
+    if int8 and calibration_root is None:
+        _fail("--int8 needs --calibration-root (e.g. ../shared/data/osie)")
+    try:
+        from salience.models.onnx import OnnxDensity
+        from salience.models.onnx_export import calibration_inputs, export_onnx, quantize_int8
+
+        source = checkpoint if checkpoint.is_file() else shipped_weights(str(checkpoint))
+        if windows is not None and not windows.is_file():
+            windows = shipped_weights(str(windows))
+        path = export_onnx(source, out, windows)
+        console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        if not int8:
+            return
+        data = load_dataset(calibration_dataset, calibration_root).split("train")
+        stimuli = islice(data, calibration_images)
+        inputs = calibration_inputs(OnnxDensity(path), (s.path for s in stimuli))
+        quantized = quantize_int8(path, path.with_suffix(".int8.onnx"), inputs)
+    except (ImportError, OSError, ValueError, KeyError, DataFormatError) as exc:
+        _fail(str(exc).strip("'\""))
+    console.print(f"wrote {quantized} ({quantized.stat().st_size / 1e6:.1f} MB)")
 
 
 def main() -> None:

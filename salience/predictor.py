@@ -54,6 +54,10 @@ from salience.models.sampler import (
 if TYPE_CHECKING:
     from salience.data.conditions import Condition
     from salience.models.dense.windows import WindowedDensity
+    from salience.models.onnx import OnnxDensity
+
+# How the network runs: PyTorch, or ONNX Runtime at fp32 or int8 (salience.models.onnx)
+BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8")
 
 ImageLike = str | Path | Image.Image | np.ndarray
 
@@ -189,6 +193,18 @@ def as_rgb(image: ImageLike) -> np.ndarray:
     raise TypeError(f"expected a path, PIL image or numpy array, got {type(image).__name__}")
 
 
+def _onnx_precision(backend: str, device: Any) -> str | None:
+    """The ONNX graph precision a backend name asks for (None: PyTorch); errors for unknown
+    names and for devices ONNX Runtime is not run on here."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; the backends are {', '.join(BACKENDS)}")
+    if backend == "torch":
+        return None
+    if device is not None and str(device) != "cpu":
+        raise ValueError(f"the {backend} backend runs on the CPU, not on {device}")
+    return "int8" if backend.endswith("int8") else "fp32"
+
+
 def _source(image: ImageLike) -> str | None:
     return str(image) if isinstance(image, (str, Path)) else None
 
@@ -242,25 +258,47 @@ class Predictor:
         self.n_fixations = n_fixations
         self.image_degrees = image_degrees
         self.scanpath_length = scanpath_length
-        self._windowed: WindowedDensity | None = None
+        self._windowed: WindowedDensity | OnnxDensity | None = None
 
     @classmethod
     def from_pretrained(
-        cls, name: str = "default", device: Any = None, condition: Any = None, **kwargs: Any
+        cls,
+        name: str = "default",
+        device: Any = None,
+        condition: Any = None,
+        backend: str = "torch",
+        **kwargs: Any,
     ) -> Predictor:
         """The model ``name`` shipped inside the package (no network access), on ``device``
-        (default: the CPU), predicting for ``condition`` (a kind of data it was trained on)."""
+        (default: the CPU), predicting for ``condition`` (a kind of data it was trained on),
+        run by ``backend`` (one of :data:`BACKENDS`; see :mod:`salience.models.onnx`)."""
+        if _onnx_precision(backend, device) is not None:
+            from salience.models.onnx import load_onnx
+
+            return cls(load_onnx(name, condition, _onnx_precision(backend, device)), **kwargs)
         from salience.models.registry import load_pretrained
 
         return cls(load_pretrained(name, condition, device), **kwargs)
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, device: Any = None, condition: Any = None, **kwargs: Any
+        cls,
+        path: str | Path,
+        device: Any = None,
+        condition: Any = None,
+        backend: str = "torch",
+        **kwargs: Any,
     ) -> Predictor:
-        """Weights written by ``salience train`` or ``salience export`` (any family), predicting
-        for ``condition`` (one the checkpoint was trained on; default eye tracking on natural
-        images)."""
+        """Weights written by ``salience train`` or ``salience export`` (any family; for the
+        onnxruntime backend a dense model, or an ``.onnx`` graph from ``salience export
+        --format onnx``), predicting for ``condition`` (one the checkpoint was trained on;
+        default eye tracking on natural images), run by ``backend``."""
+        if _onnx_precision(backend, device) is not None:
+            from salience.models.onnx import load_onnx
+
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"{path}: checkpoint not found")
+            return cls(load_onnx(path, condition, _onnx_precision(backend, device)), **kwargs)
         from salience.models.registry import load_checkpoint
 
         return cls(load_checkpoint(path, condition, device), **kwargs)
@@ -275,9 +313,11 @@ class Predictor:
         """The viewing-time windows ``predict(..., windows=True)`` maps (loads their readouts)."""
         return self._windowed_model().windows
 
-    def _windowed_model(self) -> WindowedDensity:
+    def _windowed_model(self) -> WindowedDensity | OnnxDensity:
         """The model with the shipped viewing-time window readouts on its backbone, loaded on
         first use; an error for a model whose backbone they were not trained on."""
+        if self._windowed is None and hasattr(self.model, "with_windows"):  # ONNX Runtime
+            self._windowed = self.model.with_windows()
         if self._windowed is None:
             from salience.models.dense import DenseDensity
             from salience.models.dense.windows import WindowedDensity

@@ -190,9 +190,7 @@ class OnnxDensity(DensityModel):
         for (height, width), members in groups.items():
             batch = np.stack(
                 [
-                    np.asarray(
-                        Image.fromarray(images[i]).resize((width, height), Image.BILINEAR)
-                    )
+                    np.asarray(Image.fromarray(images[i]).resize((width, height), Image.BILINEAR))
                     for i in members
                 ]
             )  # (B, h, w, 3) uint8
@@ -290,6 +288,7 @@ def load_onnx(
 
         def windows() -> Path:
             return built_graph(path, shipped_weights("windows"))
+
     if precision == "int8":
         if not shipped:
             raise ValueError(

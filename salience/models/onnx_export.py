@@ -25,19 +25,21 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from salience.io.atomic import atomic_path
+from salience.io.images import load_image
 from salience.models.dense.density import DenseDensity
 from salience.models.dense.windows import WindowedDensity
-from salience.models.onnx import FORMAT_KEY, FORMAT_VERSION
 from salience.models.density import GridDensity
+from salience.models.onnx import FORMAT_KEY, FORMAT_VERSION, OnnxDensity
 
 OPSET = 17
 
@@ -156,6 +158,14 @@ def export_onnx(
     return out
 
 
+def calibration_inputs(graph: OnnxDensity, paths: Iterable[Path]) -> Iterator[np.ndarray]:
+    """The images at ``paths`` as ``graph`` takes them: uint8 (h, w, 3) at its input size."""
+    for path in paths:
+        image = load_image(path)
+        height, width = graph.input_size(image.shape[:2])
+        yield np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
+
+
 def quantize_int8(fp32: str | Path, out: str | Path, images: Iterable[np.ndarray]) -> Path:
     """Write an int8 copy of the fp32 graph ``fp32``: static QDQ quantization, per output
     channel, of the backbone's convolutions, activation ranges calibrated on ``images`` (uint8
@@ -177,9 +187,7 @@ def quantize_int8(fp32: str | Path, out: str | Path, images: Iterable[np.ndarray
             return None if image is None else {"image": image[None]}
 
     model = onnx.load(str(fp32))
-    backbone = [
-        n.name for n in model.graph.node if n.op_type == "Conv" and "/backbone/" in n.name
-    ]
+    backbone = [n.name for n in model.graph.node if n.op_type == "Conv" and "/backbone/" in n.name]
     props = {p.key: p.value for p in model.metadata_props}
     info = json.loads(props[FORMAT_KEY])
     info["precision"] = "int8"
