@@ -56,11 +56,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import fftconvolve
+from scipy import fft as sp_fft
 
 from salience.data.dataset import Dataset, Stimulus
 
@@ -720,6 +721,31 @@ def _fit_ior(blocks: list[_Block], edges: np.ndarray, probs: np.ndarray) -> tupl
 # --------------------------------------------------------------------------- likely fixations
 
 
+@lru_cache(maxsize=8)
+def _disk_spectrum(radius_px: float, shape: tuple[int, int]) -> np.ndarray:
+    """The real FFT, at the padded ``shape``, of the disk of ``radius_px`` (0/1 weights)."""
+    reach = int(np.ceil(radius_px))
+    offsets = np.arange(-reach, reach + 1)  # (2 reach + 1,)
+    disk = (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius_px**2).astype(np.float64)
+    spectrum = sp_fft.rfftn(disk, shape, axes=(0, 1))
+    spectrum.flags.writeable = False
+    return spectrum
+
+
+def _disk_sums(dens: np.ndarray, radius_px: float) -> np.ndarray:
+    """Each pixel's sum of ``dens`` over the disk of ``radius_px`` around it: the "same"-size
+    FFT convolution of ``scipy.signal.fftconvolve`` (the same transforms, so the same bits),
+    with the disk's spectrum cached across images of one size and both cores used."""
+    reach = int(np.ceil(radius_px))
+    full = [n + 2 * reach for n in dens.shape]  # (n + k - 1) with k = 2 reach + 1
+    shape = tuple(sp_fft.next_fast_len(n, True) for n in full)
+    product = sp_fft.rfftn(dens, shape, axes=(0, 1), workers=-1)
+    product *= _disk_spectrum(radius_px, shape)
+    out = sp_fft.irfftn(product, shape, axes=(0, 1), workers=-1)
+    top, left = reach, reach  # the centred "same" block of the full convolution
+    return out[top : top + dens.shape[0], left : left + dens.shape[1]].copy()
+
+
 def greedy_fixations(
     density: npt.ArrayLike, k: int, radius_px: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -736,11 +762,8 @@ def greedy_fixations(
         raise ValueError(f"need k >= 1 and radius_px > 0, got k={k}, radius_px={radius_px}")
     dens = as_density(density)
     height, width = dens.shape
-    reach = int(np.ceil(radius_px))
-    offsets = np.arange(-reach, reach + 1)  # (2 reach + 1,)
-    disk = (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius_px**2).astype(np.float64)
     # disk mass around every pixel; FFT rounding (~1e-17) must not make empty areas win
-    smoothed = fftconvolve(dens, disk, mode="same")  # (H, W)
+    smoothed = _disk_sums(dens, float(radius_px))  # (H, W)
     smoothed[smoothed < 1e-12] = 0.0
     span = int(np.ceil(2 * radius_px))  # only this window around a peak is touched
     points, probs = [], []
