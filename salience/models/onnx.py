@@ -27,6 +27,7 @@ onnxruntime is the optional extra ``salience[onnx]``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -237,11 +238,26 @@ def shipped_int8(name: str) -> Path:
     return path
 
 
+def sha256_of(*paths: Path) -> str:
+    """sha256 over the bytes of the files, in order: identifies the weights a graph was made of."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def built_graph(checkpoint: Path, windows: Path | None = None) -> Path:
     """The fp32 graph of a dense checkpoint (with window readouts, if given): from the cache,
-    or exported there first (needs PyTorch)."""
+    or exported there first (which needs PyTorch)."""
+    digest = sha256_of(checkpoint, *([windows] if windows else []))
+    stem = checkpoint.stem + ("+windows" if windows else "")
+    path = cache_dir() / f"{stem}-v{FORMAT_VERSION}-{digest[:16]}.onnx"
+    if path.is_file():
+        return path
     try:
-        from salience.models.onnx_export import export_onnx, sha256_of
+        from salience.models.onnx_export import export_onnx
     except ModuleNotFoundError as exc:
         if exc.name is None or exc.name.startswith("salience"):
             raise
@@ -250,12 +266,7 @@ def built_graph(checkpoint: Path, windows: Path | None = None) -> Path:
             'pip install "salience[torch,onnx]" (or pass an .onnx file written by '
             "'salience export --format onnx')"
         ) from exc
-    digest = sha256_of(checkpoint, *([windows] if windows else []))
-    stem = checkpoint.stem + ("+windows" if windows else "")
-    path = cache_dir() / f"{stem}-v{FORMAT_VERSION}-{digest[:16]}.onnx"
-    if not path.is_file():
-        export_onnx(checkpoint, path, windows)
-    return path
+    return export_onnx(checkpoint, path, windows)
 
 
 def load_onnx(
@@ -275,14 +286,11 @@ def load_onnx(
         if not path.is_file():
             raise FileNotFoundError(f"{path}: ONNX graph not found")
         return OnnxDensity(path, condition, threads)
-    from salience.models.registry import family_of, shipped_weights
+    from salience.models.registry import shipped_weights
 
     shipped = not path.is_file()
-    if shipped:
-        name = str(source)
-        if family_of(name).name != "dense":
-            raise ValueError(f"{name}: only dense models run on the onnxruntime backend")
-        path = shipped_weights(name)
+    if shipped:  # a shipped model's name (a dense model, or the export says it is not one)
+        path = shipped_weights(str(source))
     windows = None
     if shipped and path.stem == "default":  # the window readouts run on its backbone
 

@@ -22,7 +22,6 @@ calibrated on images given by the caller.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from collections.abc import Iterable, Iterator
@@ -39,7 +38,7 @@ from salience.io.images import load_image
 from salience.models.dense.density import DenseDensity
 from salience.models.dense.windows import WindowedDensity
 from salience.models.density import GridDensity
-from salience.models.onnx import FORMAT_KEY, FORMAT_VERSION, OnnxDensity
+from salience.models.onnx import FORMAT_KEY, FORMAT_VERSION, OnnxDensity, sha256_of
 
 OPSET = 17
 
@@ -68,16 +67,6 @@ class _Graph(nn.Module):
             return self.density.flip_averaged_cells(x)  # (B, h', w')
         cells = self.density.window_cells(x)  # (B, 1 + K, h', w')
         return cells[:, 0], cells[:, 1:]
-
-
-def sha256_of(*paths: Path) -> str:
-    """sha256 over the bytes of the files, in order: identifies the weights a graph was made of."""
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def min_input_side(density: GridDensity) -> int:

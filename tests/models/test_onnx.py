@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from salience.models import onnx as onnx_backend  # noqa: E402
-from salience.models.onnx import MissingExtraError, load_onnx, upsample  # noqa: E402
+from salience.models import onnx as onnx_backend
+from salience.models.onnx import MissingExtraError, load_onnx, upsample
 
 
 def total_variation(log_a: np.ndarray, log_b: np.ndarray) -> float:

@@ -1,0 +1,186 @@
+"""Latency and folder throughput of the default model on PyTorch and ONNX Runtime (fp32, int8).
+
+Three measurements, each comparing the variants inside one run:
+
+* ``latency``: per 800 x 600 OSIE val image, 2 threads for every backend, the network alone
+  (the resized input through the network), the network with the full-resolution density, and
+  ``Predictor.predict`` on the decoded image (density, ordered fixations). The variants run
+  interleaved image by image, so load from other processes falls on all of them alike.
+* ``folder``: ``salience predict``'s pipeline (:func:`salience.batch.run_predict`) on 100 OSIE
+  val images, all files written, per backend; the backends alternate over ``--rounds`` rounds
+  and the best round counts.
+* ``memory``: peak resident memory of ``python -m salience predict`` (a fresh process) on 100
+  and on 1,000 images (the val images under 1,000 distinct names), onnxruntime backend.
+
+    python benchmarks/fast_inference.py --data ../shared/data/osie --out benchmarks/RESULTS_fast_inference.json
+
+``--int8`` names an int8 graph to add as a third backend (default: the shipped one, if any).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from salience.batch import run_predict
+from salience.data import load_dataset
+from salience.io.images import load_image
+from salience.models.onnx import OnnxDensity, load_onnx
+from salience.models.registry import load_pretrained
+from salience.predictor import Predictor
+
+THREADS = 2
+
+
+def backends(int8: Path | None) -> dict[str, object]:
+    """Density models by backend name, every one on THREADS threads."""
+    torch.set_num_threads(THREADS)
+    models: dict[str, object] = {
+        "torch": load_pretrained("default"),
+        "onnxruntime": load_onnx("default", threads=THREADS),
+    }
+    if int8 is not None:
+        models["onnxruntime-int8"] = OnnxDensity(int8, threads=THREADS)
+    return models
+
+
+def network(model: object, image: np.ndarray):
+    """A function running the model's network alone on the image's resized input."""
+    height, width = model.input_size(image.shape[:2])
+    resized = np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
+    if isinstance(model, OnnxDensity):
+        feed = {"image": resized[None]}
+        return lambda: model.session.run(None, feed)
+    x = torch.from_numpy(resized[None]).permute(0, 3, 1, 2).float().div(255.0)
+    x = x.contiguous(memory_format=torch.channels_last)
+
+    def run() -> None:
+        with torch.inference_mode():
+            model.flip_averaged_cells(x)
+
+    return run
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return 1000 * (time.perf_counter() - start)
+
+
+def latency(models: dict[str, object], paths: list[Path]) -> dict[str, dict[str, float]]:
+    """Median and mean milliseconds per image for each backend and stage, interleaved."""
+    predictors = {name: Predictor(model) for name, model in models.items()}
+    times: dict[str, list[float]] = {}
+    for i, path in enumerate(paths):
+        image = load_image(path)
+        for name, model in models.items():
+            stages = {
+                "network": network(model, image),
+                "network + density": lambda m=model, im=image: m.log_densities([im]),
+                "Predictor.predict": lambda p=predictors[name], im=image: p.predict(im),
+            }
+            for stage, fn in stages.items():
+                if i == 0:
+                    fn()  # warm-up: first runs allocate
+                times.setdefault(f"{name} | {stage}", []).append(timed(fn))
+    return {
+        key: {"median_ms": float(np.median(v)), "mean_ms": float(np.mean(v)), "n": len(v)}
+        for key, v in times.items()
+    }
+
+
+def folder(models: dict[str, object], paths: list[Path], rounds: int) -> dict[str, object]:
+    """Images per second of run_predict (all files written) per backend, best of the rounds."""
+    results: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            with tempfile.TemporaryDirectory() as out:
+                start = time.perf_counter()
+                done = run_predict(Predictor(model), paths, Path(out), batch_size=8)
+                seconds = time.perf_counter() - start
+                assert all(r.status == "written" for r in done)
+                assert len(list(Path(out).glob("*"))) == 4 * len(paths) + 1
+            results[name].append(len(paths) / seconds)
+    return {
+        name: {"images_per_s": max(v), "rounds": [round(x, 2) for x in v]}
+        for name, v in results.items()
+    }
+
+
+def peak_rss(paths: list[Path], count: int) -> dict[str, float]:
+    """Peak RSS (MiB) and images per second of ``salience predict`` in a fresh process on
+    ``count`` images (the given ones repeated under distinct names)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder_in = Path(tmp) / "in"
+        folder_in.mkdir()
+        for k in range(count):
+            source = paths[k % len(paths)]
+            os.symlink(source.resolve(), folder_in / f"{k:05d}_{source.name}")
+        command = [sys.executable, "-m", "salience", "predict", str(folder_in)]
+        command += ["--out", str(Path(tmp) / "out"), "--backend", "onnxruntime"]
+        code = (
+            "import resource, subprocess, sys, time; s = time.perf_counter(); "
+            "subprocess.run(sys.argv[1:], check=True); t = time.perf_counter() - s; "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, t)"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code, *command], check=True, capture_output=True, text=True
+        ).stdout.split()
+        rss_kib, seconds = int(out[-2]), float(out[-1])
+    return {"images": count, "peak_rss_mib": rss_kib / 1024, "images_per_s": count / seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/osie"))
+    parser.add_argument("--int8", type=Path, default=None, help="an int8 graph to compare")
+    parser.add_argument("--latency-images", type=int, default=30)
+    parser.add_argument("--folder-images", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--memory", type=int, nargs="*", default=[100, 1000])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/RESULTS_fast_inference.json"))
+    args = parser.parse_args()
+
+    val = [s.path for s in load_dataset("osie", args.data).split("val")]
+    int8 = args.int8
+    if int8 is None:
+        from salience.models.onnx import shipped_int8
+
+        try:
+            int8 = shipped_int8("default")
+        except FileNotFoundError:
+            int8 = None
+    models = backends(int8)
+    result = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "cpu": platform.processor() or platform.machine(),
+            "load_average_at_start": os.getloadavg(),
+            "threads": THREADS,
+            "torch": torch.__version__,
+            "onnxruntime": __import__("onnxruntime").__version__,
+        },
+        "latency": latency(models, val[: args.latency_images]),
+        "folder": folder(models, val[: args.folder_images], args.rounds),
+        "memory": [peak_rss(val, n) for n in args.memory],
+        "load_average_at_end": os.getloadavg(),
+        "max_rss_of_this_process_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
