@@ -228,3 +228,43 @@ def test_an_interrupted_save_leaves_no_partial_file(
     with pytest.raises(OSError, match="disk full"):
         save_png(tmp_path / "map.png", heatmap(_density()))
     assert list(tmp_path.iterdir()) == []
+
+
+def _smooth_density(shape: tuple[int, int], seed: int) -> np.ndarray:
+    """A map like a model's: a few Gaussian bumps on a floor, bilinearly smooth."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    d = np.full(shape, 1e-3)
+    for _ in range(4):
+        cy, cx = rng.uniform(0, shape[0]), rng.uniform(0, shape[1])
+        d += rng.uniform(0.2, 1) * np.exp(-((rows - cy) ** 2 + (cols - cx) ** 2) / 800)
+    return d / d.sum()
+
+
+@pytest.mark.parametrize(
+    "density",
+    [
+        _smooth_density((300, 400), 0),
+        _smooth_density((120, 90), 1),
+        np.random.default_rng(2).random((200, 300)) ** 30,  # peaked, many tiny values
+        np.pad(np.ones((20, 20)), 40),  # zeros and one plateau: every value tied
+        np.repeat(np.arange(8.0), 500).reshape(40, 100),  # few levels, heavy buckets
+        np.where(np.random.default_rng(3).random((100, 100)) < 0.5, 1.0, 1.0 + 1e-9),
+    ],
+)
+def test_binned_display_map_is_the_exact_one_to_display_precision(density) -> None:
+    from salience.analysis.render import DISPLAY_TOLERANCE
+
+    exact, binned = display_map(density, exact=True), display_map(density)
+    assert np.abs(binned - exact).max() <= DISPLAY_TOLERANCE
+    # as colours: the same 256-level colour except where the exact share sits by a level's edge
+    near_edge = np.abs(exact * 256 - np.round(exact * 256)) < 256 * DISPLAY_TOLERANCE
+    differs = (heatmap(density, display=binned) != heatmap(density, display=exact)).any(-1)
+    assert not (differs & ~near_edge).any()
+
+
+def test_colormap_lookup_is_matplotlibs() -> None:
+    values = np.concatenate([np.linspace(0, 1, 1001), [1 / 256, 255 / 256, 1 - 1e-17]])
+    for name in ("jet", "inferno", "RdBu_r"):
+        theirs = matplotlib.colormaps[name](values, bytes=True)[:, :3]
+        np.testing.assert_array_equal(heatmap(np.ones((1, 1)), name, values[None])[0], theirs)

@@ -266,3 +266,21 @@ def test_default_parameters_are_the_osie_train_fit(fitted: ScanpathSampler) -> N
         fitted.ior_sigma_deg,
         fitted.ior_strength,
     )
+
+
+def test_greedy_fixations_disk_sums_are_fftconvolves() -> None:
+    """The cached-spectrum disk sums give fftconvolve's bits, so the fixations are unchanged."""
+    from scipy.signal import fftconvolve
+
+    from salience.models.sampler import _disk_sums
+
+    rng = np.random.default_rng(0)
+    for shape, radius in (((120, 160), 9.7), ((97, 61), 3.0), ((40, 300), 12.5)):
+        density = rng.random(shape) ** 8
+        density /= density.sum()
+        reach = int(np.ceil(radius))
+        offsets = np.arange(-reach, reach + 1)
+        disk = (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius**2).astype(np.float64)
+        np.testing.assert_array_equal(
+            _disk_sums(density, radius), fftconvolve(density, disk, mode="same")
+        )

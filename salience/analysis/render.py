@@ -60,15 +60,16 @@ def display_map(density: np.ndarray, exact: bool = False) -> np.ndarray:
     """
     d = _density(density)
     if exact:
-        return _mid_ranks(d.ravel(), d.sum()).reshape(d.shape)
+        return _mid_ranks(d.ravel()).reshape(d.shape)
     return _binned_mid_ranks(d.ravel()).reshape(d.shape)
 
 
-def _mid_ranks(values: np.ndarray, total: float) -> np.ndarray:
-    """Per value the share of ``total`` held by smaller values plus half that of its equals
-    (a full sort)."""
+def _mid_ranks(values: np.ndarray, total: float | None = None) -> np.ndarray:
+    """Per value the share of ``total`` (default: the values' sum) held by smaller values plus
+    half that of its equals (a full sort)."""
     levels, inverse = np.unique(values, return_inverse=True)
-    level_mass = np.bincount(inverse, weights=values, minlength=len(levels)) / total
+    level_mass = np.bincount(inverse, weights=values, minlength=len(levels))
+    level_mass /= level_mass.sum() if total is None else total
     below = np.cumsum(level_mass) - level_mass
     return np.clip(below + 0.5 * level_mass, 0.0, 1.0)[inverse]
 
@@ -81,10 +82,11 @@ def _binned_mid_ranks(values: np.ndarray) -> np.ndarray:
     buckets plus half its own bucket's: off by at most half the bucket's mass. Buckets holding
     more than twice the tolerance (rare: broad plateaus) are resolved exactly by sorting their
     pixels only."""
-    total = values.sum()
     keys = values.astype(np.float32).view(np.uint32) >> np.uint32(_BUCKET_SHIFT)
     keys -= keys.min()
-    mass = np.bincount(keys, weights=values) / total  # (buckets,)
+    mass = np.bincount(keys, weights=values)  # (buckets,)
+    total = mass.sum()
+    mass /= total
     below = np.cumsum(mass) - mass
     shown = below[keys]
     shown += 0.5 * mass[keys]
