@@ -14,7 +14,8 @@ Three measurements, each comparing the variants inside one run:
 
     python benchmarks/fast_inference.py --data ../shared/data/osie --out benchmarks/RESULTS_fast_inference.json
 
-``--int8`` names an int8 graph to add as a third backend (default: the shipped one, if any).
+``--int8`` names an int8 graph (``salience export default default.onnx --format onnx --int8
+...``) to add as a third backend.
 """
 
 from __future__ import annotations
@@ -154,15 +155,7 @@ def main() -> None:
     args = parser.parse_args()
 
     val = [s.path for s in load_dataset("osie", args.data).split("val")]
-    int8 = args.int8
-    if int8 is None:
-        from salience.models.onnx import shipped_int8
-
-        try:
-            int8 = shipped_int8("default")
-        except FileNotFoundError:
-            int8 = None
-    models = backends(int8)
+    models = backends(args.int8)
     result = {
         "machine": {
             "cpus": os.cpu_count(),

@@ -90,9 +90,8 @@ ImageDegreesOption = Annotated[
 BackendOption = Annotated[
     str,
     typer.Option(
-        help="What runs the network: torch, onnxruntime (the model's ONNX graph, built and "
-        "cached at first use; needs the onnx extra) or onnxruntime-int8 (the shipped int8 "
-        "graph, where one ships).",
+        help="What runs the network: torch, or onnxruntime (the model's ONNX graph, built and "
+        "cached at first use; needs the onnx extra).",
     ),
 ]
 ConditionOption = Annotated[
@@ -176,8 +175,8 @@ def eval_command(
     backend: Annotated[
         str,
         typer.Option(
-            help="What runs the neural models and --checkpoint: torch, onnxruntime (an .onnx "
-            "--checkpoint runs as it is) or onnxruntime-int8 (see 'salience predict --help')."
+            help="What runs the neural models and --checkpoint: torch, or onnxruntime (an .onnx "
+            "--checkpoint, e.g. an int8 copy from 'salience export --int8', runs as it is)."
         ),
     ] = "torch",
 ) -> None:
@@ -274,15 +273,15 @@ def eval_command(
 def _density_model(source, condition: str | None, backend: str, load_torch):
     """The density model of a registered name or a checkpoint, run by ``backend`` (ONNX Runtime
     for neural models only; baselines run as they are)."""
-    from salience.predictor import BACKENDS
+    from salience.predictor import uses_onnxruntime
 
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; the backends are {', '.join(BACKENDS)}")
-    if backend == "torch" or (isinstance(source, str) and family_of(source).config_key is None):
+    if not uses_onnxruntime(backend) or (
+        isinstance(source, str) and family_of(source).config_key is None
+    ):
         return load_torch(source, condition)
     from salience.models.onnx import load_onnx
 
-    return load_onnx(source, condition, "int8" if backend.endswith("int8") else "fp32")
+    return load_onnx(source, condition)
 
 
 @app.command("train")

@@ -56,8 +56,8 @@ if TYPE_CHECKING:
     from salience.models.dense.windows import WindowedDensity
     from salience.models.onnx import OnnxDensity
 
-# How the network runs: PyTorch, or ONNX Runtime at fp32 or int8 (salience.models.onnx)
-BACKENDS = ("torch", "onnxruntime", "onnxruntime-int8")
+# How the network runs: PyTorch, or ONNX Runtime (salience.models.onnx)
+BACKENDS = ("torch", "onnxruntime")
 
 ImageLike = str | Path | Image.Image | np.ndarray
 
@@ -193,16 +193,14 @@ def as_rgb(image: ImageLike) -> np.ndarray:
     raise TypeError(f"expected a path, PIL image or numpy array, got {type(image).__name__}")
 
 
-def _onnx_precision(backend: str, device: Any) -> str | None:
-    """The ONNX graph precision a backend name asks for (None: PyTorch); errors for unknown
-    names and for devices ONNX Runtime is not run on here."""
+def uses_onnxruntime(backend: str, device: Any = None) -> bool:
+    """Whether ``backend`` (one of :data:`BACKENDS`) is ONNX Runtime; errors for unknown names
+    and for a device other than the CPU with ONNX Runtime."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; the backends are {', '.join(BACKENDS)}")
-    if backend == "torch":
-        return None
-    if device is not None and str(device) != "cpu":
-        raise ValueError(f"the {backend} backend runs on the CPU, not on {device}")
-    return "int8" if backend.endswith("int8") else "fp32"
+    if backend == "onnxruntime" and device is not None and str(device) != "cpu":
+        raise ValueError(f"the onnxruntime backend runs on the CPU, not on {device}")
+    return backend == "onnxruntime"
 
 
 def _source(image: ImageLike) -> str | None:
@@ -272,10 +270,10 @@ class Predictor:
         """The model ``name`` shipped inside the package (no network access), on ``device``
         (default: the CPU), predicting for ``condition`` (a kind of data it was trained on),
         run by ``backend`` (one of :data:`BACKENDS`; see :mod:`salience.models.onnx`)."""
-        if _onnx_precision(backend, device) is not None:
+        if uses_onnxruntime(backend, device):
             from salience.models.onnx import load_onnx
 
-            return cls(load_onnx(name, condition, _onnx_precision(backend, device)), **kwargs)
+            return cls(load_onnx(name, condition), **kwargs)
         from salience.models.registry import load_pretrained
 
         return cls(load_pretrained(name, condition, device), **kwargs)
@@ -293,12 +291,12 @@ class Predictor:
         onnxruntime backend a dense model, or an ``.onnx`` graph from ``salience export
         --format onnx``), predicting for ``condition`` (one the checkpoint was trained on;
         default eye tracking on natural images), run by ``backend``."""
-        if _onnx_precision(backend, device) is not None:
+        if uses_onnxruntime(backend, device):
             from salience.models.onnx import load_onnx
 
             if not Path(path).is_file():
                 raise FileNotFoundError(f"{path}: checkpoint not found")
-            return cls(load_onnx(path, condition, _onnx_precision(backend, device)), **kwargs)
+            return cls(load_onnx(path, condition), **kwargs)
         from salience.models.registry import load_checkpoint
 
         return cls(load_checkpoint(path, condition, device), **kwargs)

@@ -17,8 +17,8 @@ Where the graphs come from (:func:`load_onnx`):
   concurrent processes never see half of one;
 * an ``.onnx`` file written by ``salience export --format onnx``: used as it is (no PyTorch
   needed at all);
-* ``precision="int8"``: the int8 graph shipped in the package, where one ships (see
-  ``salience/weights/default.md``).
+* an int8 copy (``salience export --format onnx --int8``) runs as any ``.onnx`` file; none
+  ships: it lost too much accuracy for too little speed (``BENCHMARKS.md``, "Fast inference").
 
 The graph's metadata carries what the Predictor needs besides the network: the checkpoint's
 metadata (trained conditions, scanpath sampler) and the input rule (``salience_onnx``).
@@ -46,7 +46,6 @@ from salience.models.input_size import input_size_for
 FORMAT_KEY = "salience_onnx"  # the graph's interface record (salience.models.onnx_export)
 FORMAT_VERSION = 1  # bump when the graph's interface or contents change: cached graphs rebuild
 INSTALL_HINT = 'pip install "salience[onnx]"'
-PRECISIONS = ("fp32", "int8")
 _TINY = np.finfo(np.float64).tiny
 
 
@@ -228,16 +227,6 @@ class OnnxDensity(DensityModel):
         return self.log_densities([image])[0]
 
 
-def shipped_int8(name: str) -> Path:
-    """The int8 graph shipped for model ``name`` (``salience/weights/NAME.int8.onnx``)."""
-    from importlib import resources
-
-    path = Path(str(resources.files("salience") / "weights" / f"{name}.int8.onnx"))
-    if not path.is_file():
-        raise FileNotFoundError(f"no int8 graph ships for {name!r} (looked for {path})")
-    return path
-
-
 def sha256_of(*paths: Path) -> str:
     """sha256 over the bytes of the files, in order: identifies the weights a graph was made of."""
     digest = hashlib.sha256()
@@ -272,15 +261,12 @@ def built_graph(checkpoint: Path, windows: Path | None = None) -> Path:
 def load_onnx(
     source: str | Path,
     condition: Condition | int | str | None = None,
-    precision: str = "fp32",
     threads: int | None = None,
 ) -> OnnxDensity:
     """The model ``source`` (a shipped model's name, a ``.safetensors`` checkpoint or an
-    ``.onnx`` graph) run by ONNX Runtime at ``precision`` (fp32, or int8 where an int8 graph
-    ships); see the module docstring for where graphs come from."""
+    ``.onnx`` graph) run by ONNX Runtime on ``threads`` threads; see the module docstring for
+    where graphs come from."""
     _onnxruntime()  # the extra's error before any export work
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     path = Path(source)
     if path.suffix == ".onnx":
         if not path.is_file():
@@ -297,11 +283,4 @@ def load_onnx(
         def windows() -> Path:
             return built_graph(path, shipped_weights("windows"))
 
-    if precision == "int8":
-        if not shipped:
-            raise ValueError(
-                f"{path}: int8 graphs ship for the shipped models only (write one with "
-                "'salience export --format onnx --int8')"
-            )
-        return OnnxDensity(shipped_int8(path.stem), condition, threads, windows)
     return OnnxDensity(built_graph(path), condition, threads, windows)

@@ -12,7 +12,6 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from salience.models import onnx as onnx_backend
 from salience.models.onnx import MissingExtraError, load_onnx, upsample
 
 
@@ -137,16 +136,13 @@ def test_missing_onnxruntime_names_the_extra(monkeypatch):
         load_onnx("default")
 
 
-def test_backend_and_precision_are_checked():
+def test_backend_names_and_devices_are_checked():
     from salience.predictor import Predictor
 
     with pytest.raises(ValueError, match="unknown backend"):
         Predictor.from_pretrained(backend="tensorflow")
     with pytest.raises(ValueError, match="CPU"):
         Predictor.from_pretrained(backend="onnxruntime", device="cuda")
-    with pytest.raises(ValueError, match="precision"):
-        load_onnx("default", precision="fp8")
-    assert "int8" in onnx_backend.PRECISIONS
 
 
 def test_predict_cli_runs_on_onnxruntime(onnx_default, osie, tmp_path):
