@@ -51,6 +51,10 @@ _LN2 = math.log(2.0)
 # How far sum(exp(log_density)) may stray from 1 before the input is rejected as not normalized;
 # loose enough for float32 network outputs over a million pixels.
 _NORMALIZATION_TOLERANCE = 1e-3
+# Elements per block of the blocked passes (64 KiB of float64). Their scratch buffers are made
+# once per call and stay in the CPU's cache; full-size temporaries of a large map cost more in
+# page faults on first touch (one per 4 KiB, slow in virtual machines) than the arithmetic.
+_BLOCK = 1 << 13
 
 Size = tuple[int, int]
 Seed = np.random.Generator | int | None
@@ -77,12 +81,18 @@ def _as_log_density(values: npt.ArrayLike, name: str) -> np.ndarray:
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 2 or arr.size == 0:
         raise ValueError(f"{name} must be a non-empty 2-D array, got shape {arr.shape}")
-    if not arr.max() < np.inf:  # the maximum is NaN if any value is, +inf if any value is
-        raise ValueError(f"{name} contains NaN or +inf values")
-    # float32 is ample against the tolerance and about 3x faster than float64 exp.
-    probabilities = arr.astype(np.float32)
-    total = float(np.exp(probabilities, out=probabilities).sum(dtype=np.float64))
+    # float32 is ample against the tolerance and about 3x faster than float64 exp; NaN or +inf
+    # make the sum NaN or inf, caught below
+    flat, total = arr.ravel(), 0.0
+    probabilities = np.empty(min(_BLOCK, flat.size), dtype=np.float32)
+    for start in range(0, flat.size, _BLOCK):
+        block = flat[start : start + _BLOCK]
+        out = probabilities[: block.size]
+        np.exp(block, out=out, dtype=np.float32, casting="same_kind")
+        total += float(out.sum(dtype=np.float64))
     if not abs(total - 1.0) <= _NORMALIZATION_TOLERANCE:
+        if not arr.max() < np.inf:  # the maximum is NaN if any value is, +inf if any value is
+            raise ValueError(f"{name} contains NaN or +inf values")
         raise ValueError(
             f"{name} is not a normalized log-density: its exponential sums to {total:.6g}, not 1"
         )
@@ -210,7 +220,8 @@ def empirical_density(
     by = _blur_matrix(height, sigma, truncate)[:, urows] * counts  # (height, k)
     bx = _blur_matrix(width, sigma, truncate)[:, ucols]  # (width, k)
     density = by @ bx.T
-    return density / density.sum()
+    density /= density.sum()
+    return density
 
 
 def center_bias_density(size: Size, sigma_x_frac: float, sigma_y_frac: float) -> np.ndarray:
@@ -487,10 +498,17 @@ def _is_constant(smap: np.ndarray) -> bool:
 
 
 def _nss(smap: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> float:
-    std = smap.std()
+    mean = smap.mean()
+    flat = smap.ravel()
+    squares, scratch = 0.0, np.empty(min(_BLOCK, flat.size))
+    for start in range(0, flat.size, _BLOCK):  # smap.std(), blocked
+        block = scratch[: min(_BLOCK, flat.size - start)]
+        np.subtract(flat[start : start + _BLOCK], mean, out=block)
+        squares += float(np.einsum("i,i->", block, block))
+    std = math.sqrt(squares / flat.size)
     if std == 0 or _is_constant(smap):
         return 0.0
-    return float((smap[rows, cols].mean() - smap.mean()) / std)
+    return float((smap[rows, cols].mean() - mean) / std)
 
 
 def nss(sal: npt.ArrayLike, xs: npt.ArrayLike, ys: npt.ArrayLike) -> float:
@@ -509,13 +527,21 @@ def nss(sal: npt.ArrayLike, xs: npt.ArrayLike, ys: npt.ArrayLike) -> float:
 def _cc(a: np.ndarray, b: np.ndarray) -> float:
     if _is_constant(a) or _is_constant(b):
         return 0.0
-    a = (a - a.mean()).ravel()
-    b = (b - b.mean()).ravel()
-    # einsum's own loops: BLAS dot products stall when torch's thread pool is also loaded.
-    denominator = math.sqrt(float(np.einsum("i,i->", a, a)) * float(np.einsum("i,i->", b, b)))
+    mean_a, mean_b, a, b = a.mean(), b.mean(), a.ravel(), b.ravel()
+    aa = bb = ab = 0.0
+    da, db = np.empty(min(_BLOCK, a.size)), np.empty(min(_BLOCK, a.size))
+    for start in range(0, a.size, _BLOCK):
+        n = min(_BLOCK, a.size - start)
+        np.subtract(a[start : start + n], mean_a, out=da[:n])
+        np.subtract(b[start : start + n], mean_b, out=db[:n])
+        # einsum's own loops: BLAS dot products stall when torch's thread pool is also loaded.
+        aa += float(np.einsum("i,i->", da[:n], da[:n]))
+        bb += float(np.einsum("i,i->", db[:n], db[:n]))
+        ab += float(np.einsum("i,i->", da[:n], db[:n]))
+    denominator = math.sqrt(aa * bb)
     if denominator == 0:
         return 0.0
-    return float(np.einsum("i,i->", a, b)) / denominator
+    return ab / denominator
 
 
 def _two_maps(sal: npt.ArrayLike, ref_map: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -534,28 +560,54 @@ def cc(sal: npt.ArrayLike, ref_map: npt.ArrayLike) -> float:
     return _cc(*_two_maps(sal, ref_map))
 
 
-def _to_density(smap: np.ndarray) -> np.ndarray:
-    """A map as a distribution over pixels, as pysaliency's ``convert_saliency_map_to_density``.
+def _distribution(smap: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """A map as a distribution over pixels, as pysaliency's ``convert_saliency_map_to_density``,
+    described rather than made: ``(values, low, total)`` with the distribution
+    ``(values - low) / total`` (``total`` 0: uniform); see :func:`_distribution_block`.
 
     Maps with negative values are shifted so their minimum is 0; a map summing to 0 becomes
     uniform. Non-negative maps are only divided by their sum, as in MIT's ``KLdiv.m``.
     """
-    low = smap.min()
-    if low < 0:
-        smap = smap - low
-    total = smap.sum()
-    if total > 0:
-        return smap / total
-    return np.full(smap.shape, 1.0 / smap.size)
+    flat = smap.ravel()
+    low = float(flat.min())
+    if low >= 0:
+        return flat, 0.0, float(flat.sum())
+    total = sum(float((flat[i : i + _BLOCK] - low).sum()) for i in range(0, flat.size, _BLOCK))
+    return flat, low, total
 
 
-def _kl(p: np.ndarray, q: np.ndarray, eps: float) -> float:
-    # Pixels with q == 0 contribute 0 * log(eps) == 0 exactly; computed in place in one buffer.
-    terms = p + eps
-    np.divide(q, terms, out=terms)
-    terms += eps
-    np.log(terms, out=terms)
-    return float(np.einsum("i,i->", q.ravel(), terms.ravel()))
+def _distribution_block(
+    form: tuple[np.ndarray, float, float], start: int, out: np.ndarray
+) -> np.ndarray:
+    """The distribution :func:`_distribution` describes at ``start : start + len(out)``."""
+    values, low, total = form
+    block = values[start : start + out.size]
+    if not total > 0:
+        out.fill(1.0 / values.size)
+    elif low < 0:
+        np.subtract(block, low, out=out)
+        out /= total
+    else:
+        np.divide(block, total, out=out)
+    return out
+
+
+def _kl(a: np.ndarray, b: np.ndarray, eps: float) -> float:
+    """KL of the distributions of ``b`` (reference) and ``a`` (prediction), in blocks."""
+    p_form, q_form = _distribution(a), _distribution(b)
+    p, q = np.empty(min(_BLOCK, a.size)), np.empty(min(_BLOCK, a.size))
+    total = 0.0
+    for start in range(0, a.size, _BLOCK):
+        n = min(_BLOCK, a.size - start)
+        terms = _distribution_block(p_form, start, p[:n])
+        ref = _distribution_block(q_form, start, q[:n])
+        # Pixels with q == 0 contribute 0 * log(eps) == 0 exactly.
+        terms += eps
+        np.divide(ref, terms, out=terms)
+        terms += eps
+        np.log(terms, out=terms)
+        total += float(np.einsum("i,i->", ref, terms))
+    return total
 
 
 def kl_div(sal: npt.ArrayLike, ref_map: npt.ArrayLike, eps: float = MIT_EPS) -> float:
@@ -568,11 +620,21 @@ def kl_div(sal: npt.ArrayLike, ref_map: npt.ArrayLike, eps: float = MIT_EPS) -> 
     about ``eps * n_pixels``.
     """
     a, b = _two_maps(sal, ref_map)
-    return _kl(_to_density(a), _to_density(b), eps)
+    return _kl(a, b, eps)
 
 
-def _sim(p: np.ndarray, q: np.ndarray) -> float:
-    return float(np.minimum(p, q).sum())
+def _sim(a: np.ndarray, b: np.ndarray) -> float:
+    """Histogram intersection of the distributions of ``a`` and ``b``, in blocks."""
+    p_form, q_form = _distribution(a), _distribution(b)
+    p, q = np.empty(min(_BLOCK, a.size)), np.empty(min(_BLOCK, a.size))
+    total = 0.0
+    for start in range(0, a.size, _BLOCK):
+        n = min(_BLOCK, a.size - start)
+        shared = np.minimum(
+            _distribution_block(p_form, start, p[:n]), _distribution_block(q_form, start, q[:n])
+        )
+        total += float(shared.sum())
+    return total
 
 
 def sim(sal: npt.ArrayLike, ref_map: npt.ArrayLike) -> float:
@@ -584,7 +646,7 @@ def sim(sal: npt.ArrayLike, ref_map: npt.ArrayLike) -> float:
     is above 0. Symmetric, in [0, 1], 1 for identical maps.
     """
     a, b = _two_maps(sal, ref_map)
-    return _sim(_to_density(a), _to_density(b))
+    return _sim(a, b)
 
 
 # --------------------------------------------------------------------------- probabilistic metrics
@@ -750,10 +812,9 @@ def evaluate_map(
         ref_map = empirical_density(xs, ys, density_map.shape, sigma_px)
     if ref_map is not None:
         pred_map, ref = _two_maps(empirical_map, ref_map)
-        p, q = _to_density(pred_map), _to_density(ref)
         results["cc"] = _cc(pred_map, ref)
-        results["kl_div"] = _kl(p, q, MIT_EPS)
-        results["sim"] = _sim(p, q)
+        results["kl_div"] = _kl(pred_map, ref, MIT_EPS)
+        results["sim"] = _sim(pred_map, ref)
     if mode == "probabilistic":
         if baseline_log_density is None:
             baseline_log_density = np.full(logp.shape, -math.log(logp.size))
