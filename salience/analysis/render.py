@@ -37,6 +37,7 @@ _SUPERSAMPLED_PIXELS = 16_000_000
 # steps are 16 times wider)
 DISPLAY_TOLERANCE = 2.0**-12
 _BUCKET_SHIFT = 10  # float32 bits dropped from the bucket key: 13 mantissa bits kept
+_BAND_PIXELS = 1 << 13  # pixels per band of the overlay's blend
 
 
 def display_map(density: np.ndarray, exact: bool = False) -> np.ndarray:
@@ -88,8 +89,7 @@ def _binned_mid_ranks(values: np.ndarray) -> np.ndarray:
     total = mass.sum()
     mass /= total
     below = np.cumsum(mass) - mass
-    shown = below[keys]
-    shown += 0.5 * mass[keys]
+    shown = (below + 0.5 * mass)[keys]
     heavy = mass > 2 * DISPLAY_TOLERANCE
     if heavy.any():
         inside = np.flatnonzero(heavy[keys])
@@ -139,9 +139,14 @@ def overlay(
         )
     heat = _apply(_colormap(colormap), value)
     alpha = opacity * value
-    blended = rgb * (1.0 - alpha)[:, :, None]  # float64, in place from here on
-    blended += heat * alpha[:, :, None]
-    return np.round(blended, out=blended).astype(np.uint8)
+    out = np.empty_like(rgb)
+    band = max(1, _BAND_PIXELS // rgb.shape[1])  # rows at a time: small float64 temporaries
+    for top in range(0, rgb.shape[0], band):
+        rows = slice(top, top + band)
+        blended = rgb[rows] * (1.0 - alpha[rows])[:, :, None]
+        blended += heat[rows] * alpha[rows][:, :, None]
+        out[rows] = np.round(blended, out=blended)
+    return out
 
 
 def difference_map(

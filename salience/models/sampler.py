@@ -126,7 +126,8 @@ def as_density(density: npt.ArrayLike, name: str = "density") -> np.ndarray:
     total = arr.sum()
     if not total > 0:
         raise ValueError(f"{name} is zero everywhere")
-    return arr / total
+    arr /= total  # arr is a copy
+    return arr
 
 
 def _rng(seed: Seed) -> np.random.Generator:
@@ -743,7 +744,7 @@ def _disk_sums(dens: np.ndarray, radius_px: float) -> np.ndarray:
     product *= _disk_spectrum(radius_px, shape)
     out = sp_fft.irfftn(product, shape, axes=(0, 1), workers=-1)
     top, left = reach, reach  # the centred "same" block of the full convolution
-    return out[top : top + dens.shape[0], left : left + dens.shape[1]].copy()
+    return out[top : top + dens.shape[0], left : left + dens.shape[1]]
 
 
 def greedy_fixations(
