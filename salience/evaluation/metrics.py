@@ -304,9 +304,13 @@ def _count_below(values: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         scale = _BUCKETS / (high - low)
     if np.isfinite(scale) and scale > 0:
-        buckets = values - low
-        buckets *= scale
-        buckets = buckets.astype(np.intp)
+        buckets = np.empty(values.size, dtype=np.intp)
+        scratch = np.empty(min(_BLOCK, values.size))
+        for start in range(0, values.size, _BLOCK):  # (values - low) * scale, truncated
+            block = scratch[: min(_BLOCK, values.size - start)]
+            np.subtract(values[start : start + _BLOCK], low, out=block)
+            block *= scale
+            buckets[start : start + _BLOCK] = block
         t_buckets = ((thresholds - low) * scale).astype(np.intp)
         counts = np.bincount(buckets, minlength=_BUCKETS + 1)
         if counts[np.unique(t_buckets)].sum() <= values.size // 8:
