@@ -129,6 +129,9 @@ class OnnxDensity(DensityModel):
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = threads
+        # idle threads wait instead of spinning: they share the cores with the decoding and
+        # writing threads of salience.batch (and, on a loaded machine, with other processes)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(
                 str(self.path), options, providers=["CPUExecutionProvider"]
