@@ -118,6 +118,11 @@ def export_onnx(
         raise TypeError(f"{checkpoint}: only dense models export to ONNX")
     graph = _Graph(density).eval()
     height, width = density.input_size((600, 800))
+    if min(height, width) < min_input_side(density):
+        raise ValueError(
+            f"{checkpoint}: its network input ({width}x{height} for an 800x600 image) is below "
+            f"the {min_input_side(density)}-pixel side the ONNX graph is traced for"
+        )
     example = torch.zeros(1, height, width, 3, dtype=torch.uint8)
     outputs = ["log_density"] + (["window_log_densities"] if graph.windows else [])
     axes = {
