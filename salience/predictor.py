@@ -23,6 +23,11 @@ Degrees need a viewing geometry: an image is assumed to be seen as the training 
 (the longer side spans what an OSIE image's width did, about 33 degrees), unless
 ``image_degrees`` says otherwise.
 
+The network runs on PyTorch, or with ``backend="onnxruntime"`` as an ONNX graph on ONNX Runtime
+(:mod:`salience.models.onnx`; the same densities to about 1e-6 in total variation, no torch
+needed once the graph is built); everything after the network is this module's, whichever
+runs it.
+
 Viewing-time windows (0-1 s, 1-2 s, 2-3 s; ``predict(image, windows=True)``) come from the
 shipped window readouts (``salience/weights/windows.md``), which run on the default model's
 backbone in the same forward pass; other models' backbones are refused.
