@@ -3,8 +3,7 @@ PyTorch.
 
 :class:`OnnxDensity` is the grid runner of :class:`~salience.models.density.GridDensity` with
 the network replaced by an ONNX Runtime session: each image resized with its aspect kept to the
-network's input (PIL bilinear, as the PyTorch path), images of one input size run as one batch,
-and the cells' density upsampled bilinearly to the image and renormalized (in numpy, float64,
+network's input (PIL bilinear, as the PyTorch path), run on its own, and the cells' density upsampled bilinearly to the image and renormalized (in numpy, float64,
 the arithmetic of ``torch.nn.functional.interpolate``). Its densities match the PyTorch
 backend's to about 1e-6 in total variation (``tests/models/test_onnx.py`` holds them to 1e-5).
 
@@ -184,22 +183,15 @@ class OnnxDensity(DensityModel):
         return OnnxDensity(self._windowed(), self.condition, self._threads)
 
     def _cells(self, images: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
-        """Per image the graph's outputs for it (each (..., h', w') float32), one run per
-        network input size."""
-        results: list[list[np.ndarray]] = [[] for _ in images]
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, image in enumerate(images):
-            groups.setdefault(self.input_size(image.shape[:2]), []).append(i)
-        for (height, width), members in groups.items():
-            batch = np.stack(
-                [
-                    np.asarray(Image.fromarray(images[i]).resize((width, height), Image.BILINEAR))
-                    for i in members
-                ]
-            )  # (B, h, w, 3) uint8
-            outputs = self.session.run(None, {"image": batch})
-            for k, i in enumerate(members):
-                results[i] = [output[k] for output in outputs]
+        """Per image the graph's outputs for it (each (..., h', w') float32). Images run one at
+        a time: on a CPU a batch is no faster, and its activations take several times the
+        memory (hundreds of MB for 8 images)."""
+        results = []
+        for image in images:
+            height, width = self.input_size(image.shape[:2])
+            resized = Image.fromarray(image).resize((width, height), Image.BILINEAR)
+            outputs = self.session.run(None, {"image": np.asarray(resized)[None]})
+            results.append([output[0] for output in outputs])
         return results
 
     def log_densities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
