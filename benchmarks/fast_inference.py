@@ -151,23 +151,38 @@ def main() -> None:
     parser.add_argument("--folder-images", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--memory", type=int, nargs="*", default=[100, 1000])
+    parser.add_argument(
+        "--parts", nargs="*", default=["latency", "folder", "memory"], help="what to measure"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/RESULTS_fast_inference.json"))
     args = parser.parse_args()
 
     val = [s.path for s in load_dataset("osie", args.data).split("val")]
-    models = backends(args.int8)
+    models = backends(args.int8) if {"latency", "folder"} & set(args.parts) else {}
     result = {
         "machine": {
             "cpus": os.cpu_count(),
-            "cpu": platform.processor() or platform.machine(),
+            "cpu": next(
+                (
+                    line.split(":", 1)[1].strip()
+                    for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")
+                ),
+                platform.machine(),
+            ),
             "load_average_at_start": os.getloadavg(),
             "threads": THREADS,
             "torch": torch.__version__,
             "onnxruntime": __import__("onnxruntime").__version__,
         },
-        "latency": latency(models, val[: args.latency_images]),
-        "folder": folder(models, val[: args.folder_images], args.rounds),
-        "memory": [peak_rss(val, n) for n in args.memory],
+    }
+    if "latency" in args.parts:
+        result["latency"] = latency(models, val[: args.latency_images])
+    if "folder" in args.parts:
+        result["folder"] = folder(models, val[: args.folder_images], args.rounds)
+    if "memory" in args.parts:
+        result["memory"] = [peak_rss(val, n) for n in args.memory]
+    result |= {
         "load_average_at_end": os.getloadavg(),
         "max_rss_of_this_process_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
