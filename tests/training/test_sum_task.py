@@ -87,7 +87,8 @@ def test_density_is_conditioned_and_sums_to_one():
             block.tokens.weight.data.normal_(0, 3.0)
     image = np.random.default_rng(0).integers(0, 256, (60, 90, 3), dtype=np.uint8)
     eye = SumDensity(model, condition=Condition.EYE_NATURAL).log_density(image, (60, 90))
-    mouse = SumDensity(model, condition=Condition.MOUSE_NATURAL).log_density(image, (60, 90))
+    trained = {"conditions": '["mouse", "eye"]'}  # what a run on both kinds records
+    mouse = SumDensity(model, trained, Condition.MOUSE_NATURAL).log_density(image, (60, 90))
     assert eye.shape == (60, 90) and np.exp(eye).sum() == pytest.approx(1.0)
     assert np.abs(eye - mouse).max() > 1e-6  # a fresh model is nearly flat: small but real
 
