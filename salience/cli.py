@@ -266,6 +266,7 @@ def eval_command(
                 instance = None
             elif source is not None:
                 instance = _density_model(source, condition, backend, load_checkpoint)
+                name = f"{instance.name} ({Path(source).name})"  # the variant, and which file
             elif name == "center-bias":
                 instance = center_bias
             elif name == "gold-standard":

@@ -50,7 +50,7 @@ def test_train_then_eval_with_checkpoint(small_osie, tmp_path):
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "best.safetensors" in result.output  # the checkpoint's row
+    assert "saltr-lite0" in result.output  # the checkpoint's row, named by its variant
 
     result = runner.invoke(app, ["train", str(config), "optim.lrr=1", "--out", str(out)])
     assert result.exit_code == 2 and "unknown key" in result.output
