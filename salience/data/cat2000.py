@@ -31,15 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from salience.data.dataset import (
-    DataFormatError,
-    Dataset,
-    Scanpath,
-    Stimulus,
-    drop_outside,
-    image_size,
-    read_splits,
-)
+from salience.data.dataset import DataFormatError, Dataset, Scanpath, image_size
 
 # Borji and Itti: observers sat 106 cm from a 42" (16:9) screen showing the 1920x1080 images
 # full screen, so one degree at the screen centre spans about 38 pixels.
@@ -146,8 +138,7 @@ def load_cat2000(
     root = Path(root)
     path = root / FIXATION_FILE
     image_dir = root / "Stimuli"
-    by_id: dict[str, Stimulus] = {}
-    dropped = 0
+    by_id: dict[str, tuple[str, Path, tuple[int, int], list[Scanpath]]] = {}
     for key, value in _read_map(path).items():
         relative = str(key).replace("\\", "/").strip("/")
         category, _, file_name = relative.rpartition("/")
@@ -159,16 +150,9 @@ def load_cat2000(
             raise DataFormatError(f"{path}: image {stimulus_id} appears under two keys")
         image_path = image_dir / category / f"{stem}.jpg"
         size = image_size(image_path, f"{path}, key {key!r}")
-        scanpaths = []
-        for record in _records(value):
-            scanpath, n_out = drop_outside(_scanpath(record, f"{path}, key {key!r}"), size)
-            dropped += n_out
-            if scanpath is not None and len(scanpath):
-                scanpaths.append(scanpath)
-        by_id[stimulus_id] = Stimulus(stimulus_id, image_path, size, tuple(scanpaths))
+        scanpaths = [_scanpath(record, f"{path}, key {key!r}") for record in _records(value)]
+        by_id[stimulus_id] = (stimulus_id, image_path, size, scanpaths)
     if not by_id:
         raise DataFormatError(f"{path}: 'allData' holds no image")
-    stimuli = [by_id[i] for i in sorted(by_id, key=_order)]
-    split_path = root / "split.json"
-    splits = read_splits(split_path) if split_path.is_file() else {}
-    return Dataset(name, root, stimuli, pixels_per_degree, splits, kind="eye", dropped=dropped)
+    entries = [by_id[i] for i in sorted(by_id, key=_order)]
+    return Dataset.gather(name, root, entries, pixels_per_degree)

@@ -43,15 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from salience.data.dataset import (
-    DataFormatError,
-    Dataset,
-    Scanpath,
-    Stimulus,
-    drop_outside,
-    image_size,
-    read_splits,
-)
+from salience.data.dataset import DataFormatError, Dataset, Scanpath, image_size
 
 REQUIRED_COLUMNS = ("image", "observer", "x", "y")
 OPTIONAL_COLUMNS = ("onset", "duration")
@@ -148,21 +140,11 @@ def load_csv(
         raise DataFormatError(f"{path}: not a readable UTF-8 CSV file ({exc})") from exc
     if not rows:
         raise DataFormatError(f"{path}: no fixations, only a header row")
-    stimuli = []
-    dropped = 0
+    entries = []
     for image, by_observer in rows.items():
         scanpaths = []
         for observer, fixations in by_observer.items():
             x, y, onset, duration = np.asarray(fixations, dtype=np.float64).T
-            scanpath, n_out = drop_outside(
-                Scanpath(observer, x, y, duration, onset if has_onset else None), sizes[image]
-            )
-            dropped += n_out
-            if scanpath is not None:
-                scanpaths.append(scanpath)
-        stimuli.append(Stimulus(image, image_dir / image, sizes[image], tuple(scanpaths)))
-    split_path = folder / "split.json"
-    splits = read_splits(split_path) if split_path.is_file() else {}
-    return Dataset(
-        name or path.stem, folder, stimuli, pixels_per_degree, splits, kind=kind, dropped=dropped
-    )
+            scanpaths.append(Scanpath(observer, x, y, duration, onset if has_onset else None))
+        entries.append((image, image_dir / image, sizes[image], scanpaths))
+    return Dataset.gather(name or path.stem, folder, entries, pixels_per_degree, kind=kind)

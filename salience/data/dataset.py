@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import struct
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -129,6 +129,51 @@ class Dataset:
     dropped: int = 0
     image_span_degrees: float | None = None
     dropped_by_reason: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def gather(
+        cls,
+        name: str,
+        root: Path,
+        entries: Iterable[tuple[str, Path, tuple[int, int], Iterable[Scanpath]]],
+        pixels_per_degree: float,
+        *,
+        kind: str = "eye",
+        default_splits: dict[str, list[str]] | None = None,
+        dropped_by_reason: dict[str, int] | None = None,
+        image_span_degrees: float | None = None,
+    ) -> Dataset:
+        """A dataset from each stimulus's ``(id, image path, size, scanpaths)`` as read.
+
+        Every reader ends here, so all treat fixations alike: those outside the image (or not
+        finite) are dropped and counted, scanpaths left empty are omitted, and the splits come
+        from ``root/split.json`` when there is one (else ``default_splits``). A reader that
+        drops fixations for other reasons passes their counts in ``dropped_by_reason``; the
+        ones outside the image are then counted under ``"outside"`` beside them.
+        """
+        stimuli, outside = [], 0
+        for stimulus_id, image_path, size, scanpaths in entries:
+            kept = []
+            for scanpath in scanpaths:
+                inside, n_out = drop_outside(scanpath, size)
+                outside += n_out
+                if inside is not None and len(inside):
+                    kept.append(inside)
+            stimuli.append(Stimulus(stimulus_id, image_path, size, tuple(kept)))
+        split_path = root / "split.json"
+        splits = read_splits(split_path) if split_path.is_file() else dict(default_splits or {})
+        reasons = {**dropped_by_reason, "outside": outside} if dropped_by_reason else {}
+        return cls(
+            name,
+            root,
+            stimuli,
+            pixels_per_degree,
+            splits,
+            kind=kind,
+            dropped=sum(reasons.values()) if reasons else outside,
+            image_span_degrees=image_span_degrees,
+            dropped_by_reason=reasons,
+        )
 
     def ppd(self, stimulus: Stimulus) -> float:
         """Pixels per degree of visual angle for this stimulus, in its own pixels."""

@@ -39,15 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from salience.data.dataset import (
-    DataFormatError,
-    Dataset,
-    Scanpath,
-    Stimulus,
-    drop_outside,
-    image_size,
-    read_splits,
-)
+from salience.data.dataset import DataFormatError, Dataset, Scanpath, image_size
 
 EYEVIDO_PIXELS_PER_DEGREE = 20.0
 EYEVIDO_VIEWPORT_HEIGHT = 484
@@ -160,7 +152,7 @@ def load_eyevido(root: str | Path, pixels_per_degree: float = EYEVIDO_PIXELS_PER
                 f"{fix_path}: {listed.get(page, 0)} rows for page {page!r}, "
                 f"{pages_path} lists {n_listed}"
             )
-    stimuli, outside = [], 0
+    entries = []
     for page, (size, _) in pages.items():
         scanpaths = []
         for user, fixations in rows.get(page, {}).items():
@@ -172,29 +164,21 @@ def load_eyevido(root: str | Path, pixels_per_degree: float = EYEVIDO_PIXELS_PER
                 raise DataFormatError(
                     f"{fix_path}: page {page!r}, user {user}: onsets decrease along 'order'"
                 )
-            scanpath, n_out = drop_outside(
-                Scanpath(user, x.astype(float), y.astype(float), duration, onset), size
-            )
-            outside += n_out
-            if scanpath is not None:
-                scanpaths.append(scanpath)
-        stimuli.append(Stimulus(page, root / "images" / f"{page}.jpg", size, tuple(scanpaths)))
+            scanpaths.append(Scanpath(user, x.astype(float), y.astype(float), duration, onset))
+        entries.append((page, root / "images" / f"{page}.jpg", size, scanpaths))
     split_path = root / "split.json"
     if not split_path.is_file():
         raise DataFormatError(f"{split_path}: file not found (the fixed split by site)")
-    splits = read_splits(split_path)
-    unknown = sorted({i for ids in splits.values() for i in ids} - set(pages))
+    dataset = Dataset.gather(
+        "eyevido",
+        root,
+        entries,
+        pixels_per_degree,
+        dropped_by_reason={"placeholder": placeholders},
+    )
+    unknown = sorted({i for ids in dataset.splits.values() for i in ids} - set(pages))
     if unknown:
         raise DataFormatError(
             f"{split_path}: {len(unknown)} ids not in {pages_path.name}, e.g. {unknown[:3]}"
         )
-    return Dataset(
-        "eyevido",
-        root,
-        stimuli,
-        pixels_per_degree,
-        splits,
-        kind="eye",
-        dropped=placeholders + outside,
-        dropped_by_reason={"placeholder": placeholders, "outside": outside},
-    )
+    return dataset

@@ -26,16 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from salience.data.dataset import (
-    DataFormatError,
-    Dataset,
-    Scanpath,
-    Stimulus,
-    drop_outside,
-    image_size,
-    read_mat,
-    read_splits,
-)
+from salience.data.dataset import DataFormatError, Dataset, Scanpath, image_size, read_mat
 
 # Judd et al.'s setup: 19" screen at 1280x1024, viewed from about 2 feet (61 cm), images shown
 # unscaled. The MIT saliency benchmark (Judd, Durand and Torralba, MIT tech report 2012) puts
@@ -205,8 +196,7 @@ def load_mit1003(
                     f"(missing image file {mat_path.stem}.jpeg)"
                 )
     first = 0 if include_initial_fixation else 1
-    stimuli = []
-    dropped = 0
+    entries = []
     for image_path in images:
         size = image_size(image_path)
         scanpaths = []
@@ -217,20 +207,14 @@ def load_mit1003(
             x, y, onset, duration = extract_fixations(_eye_data(mat_path, image_path.stem))
             if len(x) <= first:
                 continue
-            path, n_out = drop_outside(
+            scanpaths.append(
                 Scanpath(
                     observer.name,
                     x[first:] - 1.0,
                     y[first:] - 1.0,
                     duration[first:],
                     onset[first:],
-                ),
-                size,
+                )
             )
-            dropped += n_out
-            if path is not None:
-                scanpaths.append(path)
-        stimuli.append(Stimulus(image_path.stem, image_path, size, tuple(scanpaths)))
-    split_path = root / "split.json"
-    splits = read_splits(split_path) if split_path.is_file() else {}
-    return Dataset(name, root, stimuli, pixels_per_degree, splits, kind="eye", dropped=dropped)
+        entries.append((image_path.stem, image_path, size, scanpaths))
+    return Dataset.gather(name, root, entries, pixels_per_degree)

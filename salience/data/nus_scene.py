@@ -20,16 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from salience.data.dataset import (
-    DataFormatError,
-    Dataset,
-    Scanpath,
-    Stimulus,
-    drop_outside,
-    image_size,
-    read_mat,
-    read_splits,
-)
+from salience.data.dataset import DataFormatError, Dataset, Scanpath, image_size, read_mat
 
 # The images come in many sizes and were shown rescaled to one display; we take the longer
 # side to span about as much visual angle as OSIE's 800-pixel width (33 degrees at 24 px/deg).
@@ -65,7 +56,7 @@ def load_nus_scene(root: str | Path) -> Dataset:
         raise DataFormatError(
             f"{info_path}: {len(sizes)} image sizes for {len(cells)} images in {fix_path.name}"
         )
-    stimuli, dropped = [], 0
+    entries = []
     for i, row in enumerate(cells):
         stimulus_id = f"{i + 1:03d}"
         image_path = root / "stimuli" / f"{stimulus_id}.jpg"
@@ -89,23 +80,15 @@ def load_nus_scene(root: str | Path) -> Dataset:
                 raise DataFormatError(
                     f"{fix_path}: image {stimulus_id}, observer {j + 1}: contains NaN"
                 )
-            path, n_out = drop_outside(
-                Scanpath(str(j + 1), data[:, 1] - 1.0, data[:, 0] - 1.0, data[:, 3], data[:, 2]),
-                size,
+            scanpaths.append(
+                Scanpath(str(j + 1), data[:, 1] - 1.0, data[:, 0] - 1.0, data[:, 3], data[:, 2])
             )
-            dropped += n_out
-            if path is not None:
-                scanpaths.append(path)
-        stimuli.append(Stimulus(stimulus_id, image_path, size, tuple(scanpaths)))
-    split_path = root / "split.json"
-    splits = read_splits(split_path) if split_path.is_file() else packaged_split()
-    return Dataset(
+        entries.append((stimulus_id, image_path, size, scanpaths))
+    return Dataset.gather(
         "nus-scene",
         root,
-        stimuli,
+        entries,
         pixels_per_degree=24.0,
-        splits=splits,
-        kind="eye",
-        dropped=dropped,
+        default_splits=packaged_split(),
         image_span_degrees=NUS_SCENE_IMAGE_SPAN_DEGREES,
     )

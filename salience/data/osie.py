@@ -18,16 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from salience.data.dataset import (
-    DataFormatError,
-    Dataset,
-    Scanpath,
-    Stimulus,
-    drop_outside,
-    image_size,
-    read_mat,
-    read_splits,
-)
+from salience.data.dataset import DataFormatError, Dataset, Scanpath, image_size, read_mat
 
 # Free viewing on a 22" screen at 60 cm; the paper's 800x600 stimuli span about 33 x 25 degrees.
 OSIE_PIXELS_PER_DEGREE = 24.0
@@ -66,8 +57,7 @@ def load_osie(
     """
     root = Path(root)
     mat_path = root / "eye" / "fixations.mat"
-    stimuli = []
-    dropped = 0
+    entries = []
     for k, entry in enumerate(_stimulus_entries(mat_path)):
         where = f"entry {k + 1}"
         file_name = str(_field(entry, "img", mat_path, where))
@@ -87,18 +77,9 @@ def load_osie(
                     f"{mat_path}: {who}: fix_x, fix_y, fix_duration lengths differ "
                     f"({len(x)}, {len(y)}, {len(duration_ms)})"
                 )
-            if len(x) == 0:
-                continue
-            path, n_out = drop_outside(
-                Scanpath(str(s + 1), x - 1.0, y - 1.0, duration_ms / 1000.0), size
-            )
-            dropped += n_out
-            if path is not None:
-                scanpaths.append(path)
-        stimuli.append(Stimulus(Path(file_name).stem, image_path, size, tuple(scanpaths)))
-    split_path = root / "split.json"
-    splits = read_splits(split_path) if split_path.is_file() else {}
-    return Dataset(name, root, stimuli, pixels_per_degree, splits, kind="eye", dropped=dropped)
+            scanpaths.append(Scanpath(str(s + 1), x - 1.0, y - 1.0, duration_ms / 1000.0))
+        entries.append((Path(file_name).stem, image_path, size, scanpaths))
+    return Dataset.gather(name, root, entries, pixels_per_degree)
 
 
 def load_osie_mouse(
@@ -117,8 +98,7 @@ def load_osie_mouse(
     folder = root / collection
     if not folder.is_dir():
         raise DataFormatError(f"{folder}: folder not found")
-    stimuli = []
-    dropped = 0
+    entries = []
     for mat_path in sorted(folder.glob("*.mat")):
         mat = read_mat(mat_path, squeeze_me=True, struct_as_record=False)
         if "fixations" not in mat:
@@ -142,21 +122,7 @@ def load_osie_mouse(
             sel = np.flatnonzero(subj == who)
             sel = sel[np.argsort(order[sel], kind="stable")]
             row, col = coord[sel, 0] - 1.0, coord[sel, 1] - 1.0
-            path, n_out = drop_outside(
-                Scanpath(str(who), col, row, np.full(len(sel), np.nan)), size
-            )
-            dropped += n_out
-            if path is not None:
-                scanpaths.append(path)
-        stimuli.append(Stimulus(mat_path.stem, image_path, size, tuple(scanpaths)))
-    split_path = root / "split.json"
-    splits = read_splits(split_path) if split_path.is_file() else {}
-    return Dataset(
-        f"osie-{collection.replace('_', '-')}",
-        root,
-        stimuli,
-        pixels_per_degree,
-        splits,
-        kind="mouse",
-        dropped=dropped,
-    )
+            scanpaths.append(Scanpath(str(who), col, row, np.full(len(sel), np.nan)))
+        entries.append((mat_path.stem, image_path, size, scanpaths))
+    name = f"osie-{collection.replace('_', '-')}"
+    return Dataset.gather(name, root, entries, pixels_per_degree, kind="mouse")

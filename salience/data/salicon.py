@@ -25,14 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from salience.data.dataset import (
-    DataFormatError,
-    Dataset,
-    Scanpath,
-    Stimulus,
-    drop_outside,
-    read_splits,
-)
+from salience.data.dataset import DataFormatError, Dataset, Scanpath
 
 # There is no physical viewing geometry (each worker used their own screen). The SALICON maps
 # blur the points with sigma = 19 px (salicon-api ``buildFixMap``), i.e. one degree of the OSIE
@@ -129,7 +122,6 @@ def load_salicon(
             raise DataFormatError(f"{ann_path}: {where}: image file {image_path} not found")
         entries[image_id] = (image_path, _size(image, ann_path, where))
     scanpaths: dict[int | str, list[Scanpath]] = {image_id: [] for image_id in entries}
-    dropped = 0
     for k, raw in enumerate(data["annotations"]):
         where = f"annotations[{k}]"
         ann = _entry(raw, ("image_id", "worker_id", "fixations"), ann_path, where)
@@ -139,22 +131,16 @@ def load_salicon(
         points = _points(ann["fixations"], ann_path, where)
         if len(points) == 0:
             continue
-        path, n_out = drop_outside(
+        scanpaths[image_id].append(
             Scanpath(
                 str(ann["worker_id"]),
                 points[:, 1] - 1.0,
                 points[:, 0] - 1.0,
                 np.full(len(points), math.nan),
-            ),
-            entries[image_id][1],
+            )
         )
-        dropped += n_out
-        if path is not None:
-            scanpaths[image_id].append(path)
     stimuli = [
-        Stimulus(image_path.stem, image_path, size, tuple(scanpaths[image_id]))
+        (image_path.stem, image_path, size, scanpaths[image_id])
         for image_id, (image_path, size) in entries.items()
     ]
-    split_path = root / "split.json"
-    splits = read_splits(split_path) if split_path.is_file() else {}
-    return Dataset(name, root, stimuli, pixels_per_degree, splits, kind="mouse", dropped=dropped)
+    return Dataset.gather(name, root, stimuli, pixels_per_degree, kind="mouse")
