@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -149,32 +150,21 @@ def _decay_(log_decay: Tensor) -> Tensor:
     return log_decay.clamp_min_(NEGLIGIBLE_LOG_DECAY).exp_()
 
 
-def selective_scan_reference(
-    u: Tensor,
-    delta: Tensor,
-    A: Tensor,
-    B: Tensor,
-    C: Tensor,
-    D: Tensor | None = None,
-    z: Tensor | None = None,
-    delta_bias: Tensor | None = None,
-    delta_softplus: bool = False,
-) -> Tensor:
-    """The selective scan as its recurrence, one position at a time: (batch, D, L)."""
-    dtype = u.dtype
-    u32, dt, A32, Bg, Cg = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-    per_group = u.shape[1] // Bg.shape[1]
-    Bc, Cc = Bg.repeat_interleave(per_group, dim=1), Cg.repeat_interleave(per_group, dim=1)
-    decay = torch.exp(dt.unsqueeze(-1) * A32[:, None, :])  # (b, D, L, N)
-    inputs = (dt * u32).unsqueeze(-1) * Bc.transpose(-1, -2)  # (b, D, L, N)
+def _recurrence(u: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor) -> Tensor:
+    """The reference: the recurrence, one position at a time, through autograd (as prepared
+    by :func:`_prepare`; no skip or gate): (batch, D, L)."""
+    per_group = u.shape[1] // B.shape[1]
+    Bc, Cc = B.repeat_interleave(per_group, dim=1), C.repeat_interleave(per_group, dim=1)
+    decay = torch.exp(dt.unsqueeze(-1) * A[:, None, :])  # (b, D, L, N)
+    inputs = (dt * u).unsqueeze(-1) * Bc.transpose(-1, -2)  # (b, D, L, N)
     readout = Cc.transpose(-1, -2)  # (b, D, L, N)
-    h = u32.new_zeros(u.shape[0], u.shape[1], A.shape[1])  # (b, D, N)
+    h = u.new_zeros(u.shape[0], u.shape[1], A.shape[1])  # (b, D, N)
     ys = []
     # unbind, not indexing: its backward is one stack, where indexing would scatter L times
     for a_t, x_t, c_t in zip(decay.unbind(2), inputs.unbind(2), readout.unbind(2), strict=True):
         h = a_t * h + x_t  # (b, D, N)
         ys.append((h * c_t).sum(-1))  # (b, D)
-    return _finish(torch.stack(ys, dim=-1), u32, D, z, dtype)  # (b, D, L)
+    return torch.stack(ys, dim=-1)  # (b, D, L)
 
 
 class _Chunks:
@@ -314,27 +304,6 @@ class _ChunkedScan(torch.autograd.Function):
         return du, lay.unsteps(d_dt), dA.view_as(A), lay.unsteps_n(dB), lay.unsteps_n(dC), None
 
 
-def selective_scan_chunked(
-    u: Tensor,
-    delta: Tensor,
-    A: Tensor,
-    B: Tensor,
-    C: Tensor,
-    D: Tensor | None = None,
-    z: Tensor | None = None,
-    delta_bias: Tensor | None = None,
-    delta_softplus: bool = False,
-    chunk_size: int = 16,
-) -> Tensor:
-    """The selective scan in chunks of ``chunk_size`` positions (see the module docstring)."""
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-    dtype = u.dtype
-    u32, dt, A32, Bg, Cg = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-    y = _ChunkedScan.apply(u32, dt, A32, Bg, Cg, chunk_size)  # (b, D, L)
-    return _finish(y, u32, D, z, dtype)
-
-
 def _mamba_kernel() -> Callable[..., Tensor]:
     """mamba-ssm's ``selective_scan_fn``, or an ImportError that says how to get it."""
     try:
@@ -355,16 +324,29 @@ def selective_scan(
     delta_bias: Tensor | None = None,
     delta_softplus: bool = False,
     impl: str = "auto",
+    chunk_size: int = 16,
 ) -> Tensor:
-    """The selective scan by ``impl``: "auto" (= "chunked"), "reference", "chunked" or "cuda"."""
-    if impl in ("auto", "chunked"):
-        return selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-    if impl == "reference":
-        return selective_scan_reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    """The selective scan by ``impl``: "auto" (= "chunked"), "reference", "chunked" (in chunks
+    of ``chunk_size`` positions, see the module docstring) or "cuda": (batch, D, L)."""
     if impl == "cuda":
         kernel = _mamba_kernel()
         _check_shapes(u, delta, A, B, C, D, z, delta_bias)
         return kernel(
             u, delta, A, B, C, D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus
         )
-    raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    dtype = u.dtype
+    u32, dt, A32, Bg, Cg = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    if impl == "reference":
+        y = _recurrence(u32, dt, A32, Bg, Cg)  # (b, D, L)
+    else:
+        y = _ChunkedScan.apply(u32, dt, A32, Bg, Cg, chunk_size)  # (b, D, L)
+    return _finish(y, u32, D, z, dtype)
+
+
+# The twins by name, as mamba names its own: the reference is the test oracle, chunked the default.
+selective_scan_reference = partial(selective_scan, impl="reference")
+selective_scan_chunked = partial(selective_scan, impl="chunked")
