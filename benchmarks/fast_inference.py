@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from salience.batch import run_predict
+from salience.batch import PredictJob, run_predict
 from salience.data import load_dataset
 from salience.io.images import load_image
 from salience.models.onnx import OnnxDensity, load_onnx
@@ -109,7 +109,7 @@ def folder(models: dict[str, object], paths: list[Path], rounds: int) -> dict[st
         for name, model in models.items():
             with tempfile.TemporaryDirectory() as out:
                 start = time.perf_counter()
-                done = run_predict(Predictor(model), paths, Path(out), batch_size=8)
+                done = run_predict(Predictor(model), paths, PredictJob(Path(out), batch_size=8))
                 seconds = time.perf_counter() - start
                 assert all(r.status == "written" for r in done)
                 assert len(list(Path(out).glob("*"))) == 4 * len(paths) + 1

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from salience.batch import run_predict
+from salience.batch import PredictJob, run_predict
 from salience.data import load_dataset
 from salience.evaluation.evaluate import (
     METRICS,
@@ -114,7 +114,7 @@ def main() -> None:
     paths = [Path(s.path) for s in val]
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        results = run_predict(predictor, paths, Path(tmp), batch_size=8)
+        results = run_predict(predictor, paths, PredictJob(Path(tmp), batch_size=8))
         ours_folder = len(paths) / (time.perf_counter() - start)
         assert all(r.status == "written" for r in results)
     start = time.perf_counter()

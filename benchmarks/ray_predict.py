@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from salience.batch import run_predict
+from salience.batch import PredictJob, run_predict
 from salience.predictor import Predictor
 from salience.ray_engine import PredictorSource, run_ray_predict
 
@@ -106,11 +106,13 @@ def run_job(engine: str, paths: list[Path], out: Path, batch_size: int) -> dict[
     start = time.time()
     with CpuMeter() as meter:
         if engine == "local":
-            results = run_predict(Predictor.from_pretrained(), paths, out, batch_size)
+            results = run_predict(Predictor.from_pretrained(), paths, PredictJob(out, batch_size))
         else:
             workers = int(engine.split("-")[1])
             source = PredictorSource()
-            results = run_ray_predict(source.load, paths, out, batch_size, num_workers=workers)
+            results = run_ray_predict(
+                source.load, paths, PredictJob(out, batch_size), num_workers=workers
+            )
     wall = time.time() - start
     if sum(r.status == "written" for r in results) != len(paths):
         raise RuntimeError(f"{engine}: not every image was written")

@@ -201,6 +201,36 @@ def window_stem(name: str, label: str) -> str:
     return f"{name}_window_{label}"
 
 
+@dataclass(frozen=True)
+class PredictJob:
+    """What a batch job makes, whichever engine runs it: the files of each image in
+    ``out_dir``, ``batch_size`` images per forward pass, overlays in ``colormap`` at
+    ``opacity``, ``scanpaths`` sampled scanpaths per image (seeded by ``seed``), with
+    ``windows`` one set of maps per viewing-time window; ``overwrite`` redoes finished images."""
+
+    out_dir: Path
+    batch_size: int = 8
+    colormap: str = "jet"
+    opacity: float = 0.5
+    overwrite: bool = False
+    scanpaths: int = 1
+    seed: int = 0
+    windows: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.scanpaths < 0:
+            raise ValueError(
+                f"batch_size must be >= 1 and scanpaths >= 0, got {self.batch_size}, "
+                f"{self.scanpaths}"
+            )
+
+    def settings(self, predictor: Predictor) -> dict[str, object]:
+        """This job's :func:`predict_settings` for ``predictor``."""
+        return predict_settings(
+            predictor, self.colormap, self.opacity, self.scanpaths, self.seed, self.windows
+        )
+
+
 def predict_settings(
     predictor: Predictor,
     colormap: str,
@@ -347,36 +377,26 @@ def _write(
 def run_predict(
     predictor: Predictor,
     paths: list[Path],
-    out_dir: Path,
-    batch_size: int = 8,
-    colormap: str = "jet",
-    opacity: float = 0.5,
-    overwrite: bool = False,
+    job: PredictJob,
     advance: Callable[[ItemResult], None] | None = None,
-    scanpaths: int = 1,
-    seed: int = 0,
-    windows: bool = False,
     failed_inputs: Iterable[tuple[str, str]] = (),
     writers: int = 2,
 ) -> list[ItemResult]:
-    """Predict every image of ``paths`` into ``out_dir``; one :class:`ItemResult` per input,
+    """Run ``job`` on every image of ``paths``; one :class:`ItemResult` per input,
     in input order, after a row for each of ``failed_inputs`` ((input, reason) pairs, e.g.
     from :func:`collect_inputs`).
 
-    Each image gets ``scanpaths`` sampled scanpaths (0: none), seeded by ``seed`` as
-    :meth:`Predictor.predict` does, and with ``windows`` one set of maps per viewing-time
-    window. An image whose outputs are whole and were made from the same content with the same
+    Scanpaths are seeded as :meth:`Predictor.predict` seeds them. An image whose outputs are whole and were made from the same content with the same
     settings is not predicted again. Decoding (one thread, a batch ahead), the model and the
     files (``writers`` threads) overlap; at most a few batches of images and predictions are
     held at once, whatever the number of inputs. ``summary.csv`` is rewritten as results come
     in (at most once a second) and at the end, so it is nearly complete where an interrupted
     run stopped."""
-    if scanpaths < 0:
-        raise ValueError(f"scanpaths must be >= 0, got {scanpaths}")
     if writers < 1:
         raise ValueError(f"writers must be at least 1, got {writers}")
+    out_dir = job.out_dir
     names = output_names(paths)
-    settings = predict_settings(predictor, colormap, opacity, scanpaths, seed, windows)
+    settings = job.settings(predictor)
     failed = [ItemResult(Path(text), Path(text).stem, "failed", why) for text, why in failed_inputs]
     results: dict[Path, ItemResult] = {}
     sources: dict[Path, dict[str, object]] = {}
@@ -402,14 +422,14 @@ def run_predict(
             except OSError as exc:
                 record(ItemResult(path, names[path], "failed", f"{path}: {exc.strerror or exc}"))
                 continue
-            if not overwrite and is_done(out_dir, names[path], settings, sources[path]):
+            if not job.overwrite and is_done(out_dir, names[path], settings, sources[path]):
                 record(ItemResult(path, names[path], "exists"))
             else:
                 todo.append(path)
         predicted: deque[Path] = deque()  # the decoded inputs handed to the model, in order
 
         def images() -> Iterator[DecodedImage]:
-            for path, image, error in _decoded(todo, lookahead=batch_size):
+            for path, image, error in _decoded(todo, lookahead=job.batch_size):
                 if image is None:
                     record(ItemResult(path, names[path], "failed", error))
                 else:
@@ -418,14 +438,17 @@ def run_predict(
 
         writing: deque[Future] = deque()
         with ThreadPoolExecutor(writers, thread_name_prefix="salience-write") as pool:
-            for item in predictor.predict_many(images(), batch_size, scanpaths, seed, windows):
+            predicting = predictor.predict_many(
+                images(), job.batch_size, job.scanpaths, job.seed, job.windows
+            )
+            for item in predicting:
                 path = predicted.popleft()
                 if item.prediction is None:
                     record(ItemResult(path, names[path], "failed", item.error or "unreadable"))
                     continue
                 item.prediction.source = str(path)
-                job = (out_dir, names[path], colormap, opacity, settings, sources[path])
-                writing.append(pool.submit(_write, item.prediction, path, *job, item.seconds))
+                files = (out_dir, names[path], job.colormap, job.opacity, settings, sources[path])
+                writing.append(pool.submit(_write, item.prediction, path, *files, item.seconds))
                 while len(writing) > 2 * writers:  # bounded: the model waits for the writers
                     record(writing.popleft().result())
             while writing:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -31,6 +34,9 @@ from salience.models.registry import (
     load_pretrained,
 )
 from salience.models.sampler import DEFAULT_IMAGE_SPAN_DEGREES
+
+if TYPE_CHECKING:
+    from salience.predictor import Predictor
 
 app = typer.Typer(
     add_completion=False,
@@ -112,7 +118,7 @@ def _predictor(
     condition: str | None = None,
     backend: str = "torch",
     **kwargs,
-):
+) -> Predictor:
     """The Predictor of a shipped model or of trained weights; a clear error otherwise."""
     from salience.predictor import Predictor
 
@@ -140,6 +146,73 @@ def _predictor(
         NotImplementedError,
     ) as exc:
         _fail(str(exc).strip("'\""))
+
+
+_MODEL_OPTIONS = (
+    inspect.Parameter(
+        "model", inspect.Parameter.KEYWORD_ONLY, default="default", annotation=ModelOption
+    ),
+    inspect.Parameter(
+        "checkpoint", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=CheckpointOption
+    ),
+    inspect.Parameter(
+        "device", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=DeviceOption
+    ),
+    inspect.Parameter(
+        "image_degrees",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=DEFAULT_IMAGE_SPAN_DEGREES,
+        annotation=ImageDegreesOption,
+    ),
+    inspect.Parameter(
+        "condition", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConditionOption
+    ),
+    inspect.Parameter(
+        "backend", inspect.Parameter.KEYWORD_ONLY, default="torch", annotation=BackendOption
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The options that choose and run the model, as one value (see :func:`runs_model`)."""
+
+    model: str
+    checkpoint: Path | None
+    device: str | None
+    image_degrees: float
+    condition: str | None
+    backend: str
+
+    def predictor(self, **options: object) -> Predictor:
+        """The chosen model's Predictor (``options``: its keyword options); a clear error
+        otherwise."""
+        return _predictor(
+            self.model,
+            self.checkpoint,
+            self.device,
+            self.condition,
+            self.backend,
+            image_degrees=self.image_degrees,
+            **options,
+        )
+
+
+def runs_model(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` the options that choose and run the model (--model, --checkpoint,
+    --device, --image-degrees, --condition, --backend), declared once so that every command
+    offers them alike; the command takes them as one ``choice: ModelChoice``."""
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.name != "choice"]
+
+    @functools.wraps(command)
+    def run(**options: object) -> None:
+        chosen = {p.name: options.pop(p.name) for p in _MODEL_OPTIONS}
+        command(**options, choice=ModelChoice(**chosen))
+
+    run.__signature__ = signature.replace(parameters=[*own, *_MODEL_OPTIONS])
+    run.__annotations__ = {p.name: p.annotation for p in run.__signature__.parameters.values()}
+    return run
 
 
 @app.command("models")
@@ -378,21 +451,18 @@ def train_command(
 
 
 @app.command("predict")
+@runs_model
 def predict_command(
     inputs: Annotated[
         list[str], typer.Argument(help="Image files, folders of images, or glob patterns.")
     ],
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("salience-out"),
-    model: ModelOption = "default",
-    checkpoint: CheckpointOption = None,
-    device: DeviceOption = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 8,
     colormap: Annotated[str, typer.Option(help="Colormap of the overlay (matplotlib).")] = "jet",
     opacity: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Overlay opacity at the most attended areas.")
     ] = 0.5,
     fixations: Annotated[int, typer.Option(min=1, help="Predicted fixations per image.")] = 10,
-    image_degrees: ImageDegreesOption = DEFAULT_IMAGE_SPAN_DEGREES,
     scanpaths: Annotated[
         int, typer.Option(min=0, help="Scanpaths sampled per image (0: none).")
     ] = 1,
@@ -408,7 +478,6 @@ def predict_command(
             "<name>_window_0-1s_density.npy, _heatmap.png, _overlay.png, ..."
         ),
     ] = False,
-    condition: ConditionOption = None,
     engine: Annotated[
         str,
         typer.Option(
@@ -431,7 +500,8 @@ def predict_command(
             "(fixations, scanpaths, summary figures, the density's file name).",
         ),
     ] = "files",
-    backend: BackendOption = "torch",
+    *,
+    choice: ModelChoice,
 ) -> None:
     """Heatmap, overlay, density, likely first fixations and scanpaths of each image.
 
@@ -441,7 +511,7 @@ def predict_command(
     made with other settings.
     """
     from salience.analysis.render import check_colormap
-    from salience.batch import BatchError, collect_inputs, output_lock, run_predict
+    from salience.batch import BatchError, PredictJob, collect_inputs, output_lock, run_predict
 
     if engine not in ("local", "ray"):
         _fail(f"--engine must be local or ray, got {engine!r}")
@@ -470,12 +540,8 @@ def predict_command(
         check_colormap(colormap)
     except ValueError as exc:
         _fail(str(exc))
-    options = {
-        "n_fixations": fixations,
-        "image_degrees": image_degrees,
-        "scanpath_length": scanpath_length,
-    }
-    predictor = _predictor(model, checkpoint, device, condition, backend, **options)
+    options = {"n_fixations": fixations, "scanpath_length": scanpath_length}
+    predictor = choice.predictor(**options)
     if windows:
         try:
             predictor.windows  # noqa: B018 (loads the window readouts: an error before any work)
@@ -495,31 +561,32 @@ def predict_command(
                 )
                 console.print(f"[red]failed:[/red] {said}")
 
-        job = {"scanpaths": scanpaths, "seed": seed, "windows": windows}
+        job = PredictJob(out, batch_size, colormap, opacity, overwrite, scanpaths, seed, windows)
         if engine == "ray":
             from salience.ray_engine import PredictorSource, run_ray_predict
 
             # what each Ray actor loads: the same model, weights found by absolute path
-            weights = None if checkpoint is None else str(checkpoint.resolve())
-            source = PredictorSource(model, weights, device, condition, options)
-            gpus = 1.0 if device is not None and device.startswith("cuda") else 0.0
+            source = PredictorSource(
+                choice.model,
+                None if choice.checkpoint is None else str(choice.checkpoint.resolve()),
+                choice.device,
+                choice.condition,
+                choice.backend,
+                options | {"image_degrees": choice.image_degrees},
+            )
+            gpus = 1.0 if choice.device is not None and choice.device.startswith("cuda") else 0.0
             try:
                 with output_lock(out):  # one job per folder, as the local path
                     results = run_ray_predict(
                         source.load,
                         paths,
-                        out.resolve(),
-                        batch_size,
-                        colormap,
-                        opacity,
-                        overwrite,
+                        replace(job, out_dir=out.resolve()),  # as the actors see it
                         advance,
                         num_workers=num_workers,
                         address=address,
                         parquet=output_format == "parquet",
                         predictor=predictor,
                         gpus_per_worker=gpus,
-                        **job,
                     )
             except ConnectionError as exc:
                 _fail(f"--address {address}: {exc}")
@@ -529,18 +596,7 @@ def predict_command(
                 _fail(f"the Ray job failed: {str(exc).strip()[-2000:]}")
         else:
             try:
-                results = run_predict(
-                    predictor,
-                    paths,
-                    out,
-                    batch_size,
-                    colormap,
-                    opacity,
-                    overwrite,
-                    advance,
-                    failed_inputs=problems,
-                    **job,
-                )
+                results = run_predict(predictor, paths, job, advance, failed_inputs=problems)
             except BatchError as exc:
                 _fail(str(exc))
             except OSError as exc:  # the output folder: a file, read-only, on a full disk
@@ -626,6 +682,7 @@ _REGIONS_OPTION = Annotated[
 
 
 @app.command("aoi")
+@runs_model
 def aoi_command(
     image: Annotated[Path, typer.Argument(help="The image (design, page, photo).")],
     region: _REGION_OPTION = None,
@@ -634,12 +691,8 @@ def aoi_command(
     samples: Annotated[int, typer.Option(min=10, help="Scanpaths sampled from the model.")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the sampled scanpaths.")] = 0,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("salience-out"),
-    model: ModelOption = "default",
-    checkpoint: CheckpointOption = None,
-    device: DeviceOption = None,
-    image_degrees: ImageDegreesOption = DEFAULT_IMAGE_SPAN_DEGREES,
-    condition: ConditionOption = None,
-    backend: BackendOption = "torch",
+    *,
+    choice: ModelChoice,
 ) -> None:
     """Share of attention per region, and the chance each is fixated within the first k.
 
@@ -651,9 +704,7 @@ def aoi_command(
     from salience.batch import write_prediction
 
     chosen = _regions(region, regions)
-    predictor = _predictor(
-        model, checkpoint, device, condition, backend, image_degrees=image_degrees
-    )
+    predictor = choice.predictor()
     prediction = _predict_one(predictor, image)
     array = prediction.image
     from salience.analysis.regions import RegionError
@@ -704,6 +755,7 @@ def aoi_command(
 
 
 @app.command("scanpath")
+@runs_model
 def scanpath_command(
     image: Annotated[Path, typer.Argument(help="The image (design, page, photo).")],
     out: Annotated[
@@ -718,12 +770,8 @@ def scanpath_command(
         Path | None,
         typer.Option("--json", help="Also write the scanpath and likely fixations as JSON here."),
     ] = None,
-    model: ModelOption = "default",
-    checkpoint: CheckpointOption = None,
-    device: DeviceOption = None,
-    image_degrees: ImageDegreesOption = DEFAULT_IMAGE_SPAN_DEGREES,
-    condition: ConditionOption = None,
-    backend: BackendOption = "torch",
+    *,
+    choice: ModelChoice,
 ) -> None:
     """A predicted scanpath as a numbered gaze plot over the image.
 
@@ -733,15 +781,7 @@ def scanpath_command(
     from salience.analysis.render import gaze_plot, save_png
     from salience.io.atomic import atomic_write
 
-    predictor = _predictor(
-        model,
-        checkpoint,
-        device,
-        condition,
-        backend,
-        image_degrees=image_degrees,
-        scanpath_length=n,
-    )
+    predictor = choice.predictor(scanpath_length=n)
     prediction = _predict_one(predictor, image, scanpaths=1, seed=seed)
     array = prediction.image
     (path,) = prediction.scanpaths
@@ -764,6 +804,7 @@ def scanpath_command(
 
 
 @app.command("compare")
+@runs_model
 def compare_command(
     a: Annotated[Path, typer.Argument(help="Design A.")],
     b: Annotated[Path, typer.Argument(help="Design B.")],
@@ -775,12 +816,8 @@ def compare_command(
         int, typer.Option(help="Seed of the sampled scanpaths (shared by A and B).")
     ] = 0,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("salience-out"),
-    model: ModelOption = "default",
-    checkpoint: CheckpointOption = None,
-    device: DeviceOption = None,
-    image_degrees: ImageDegreesOption = DEFAULT_IMAGE_SPAN_DEGREES,
-    condition: ConditionOption = None,
-    backend: BackendOption = "torch",
+    *,
+    choice: ModelChoice,
 ) -> None:
     """Two designs side by side: per-region deltas (B - A) and a difference map.
 
@@ -798,9 +835,7 @@ def compare_command(
     )
 
     chosen = _regions(region, regions, default_grid=True)
-    predictor = _predictor(
-        model, checkpoint, device, condition, backend, image_degrees=image_degrees
-    )
+    predictor = choice.predictor()
     pred_a, pred_b = _predict_one(predictor, a), _predict_one(predictor, b)
     try:
         report = compare(
@@ -990,14 +1025,12 @@ def main() -> None:
 
 
 @app.command("serve")
+@runs_model
 def serve_command(
     host: Annotated[
         str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 8000,
-    model: Annotated[str, typer.Option(help="Shipped model to run.")] = "default",
-    checkpoint: Annotated[Path | None, typer.Option(help="Trained weights instead.")] = None,
-    device: Annotated[str | None, typer.Option(help="torch device (default: cpu).")] = None,
     max_upload_mb: Annotated[
         float, typer.Option(min=0.001, help="Largest request body accepted (413 beyond).")
     ] = 20.0,
@@ -1013,6 +1046,8 @@ def serve_command(
             min=0.0, help="Memory for model outputs of recent images (the page re-asks; 0: none)."
         ),
     ] = 256.0,
+    *,
+    choice: ModelChoice,
 ) -> None:
     """A web page and a JSON API: upload images, see heatmaps and gaze plots, draw regions,
     compare designs. The model is loaded once, then the address is printed; Ctrl+C stops.
@@ -1030,9 +1065,9 @@ def serve_command(
         workers=workers,
         queue=queue,
         cache_mb=cache_mb,
-        model_name=str(checkpoint) if checkpoint is not None else model,
+        model_name=str(choice.checkpoint) if choice.checkpoint is not None else choice.model,
     )
-    predictor = _predictor(model, checkpoint, device)
+    predictor = choice.predictor()
     try:
         sock = bind(host, port)
     except OSError as exc:

@@ -41,16 +41,16 @@ import numpy as np
 from salience.batch import (
     SUMMARY_FIELDS,
     ItemResult,
+    PredictJob,
     collect_inputs,
     input_record,
     is_done,
     output_names,
-    predict_settings,
     write_prediction,
     write_summary,
 )
-from salience.io.images import ImageReadError, load_image
-from salience.predictor import Predictor
+from salience.io.images import DecodedImage, ImageReadError
+from salience.predictor import WORKING_PIXELS, Predictor, as_rgb
 
 LIST_SUFFIXES = frozenset({".txt", ".lst"})  # a text file of paths, one per line
 SUMMARY_EVERY_S = 30.0
@@ -67,14 +67,14 @@ class PredictorSource:
     checkpoint: str | None = None
     device: str | None = None
     condition: str | None = None
+    backend: str = "torch"
     options: dict[str, object] = field(default_factory=dict)
 
     def load(self) -> Predictor:
+        chosen = (self.device, self.condition, self.backend)
         if self.checkpoint is not None:
-            return Predictor.from_checkpoint(
-                self.checkpoint, self.device, self.condition, **self.options
-            )
-        return Predictor.from_pretrained(self.model, self.device, self.condition, **self.options)
+            return Predictor.from_checkpoint(self.checkpoint, *chosen, **self.options)
+        return Predictor.from_pretrained(self.model, *chosen, **self.options)
 
 
 def list_inputs(
@@ -114,18 +114,16 @@ def _parquet_paths(path: Path) -> list[str]:
 
 
 def read_images(
-    batch: dict[str, np.ndarray],
-    out_dir: str,
-    settings: dict[str, object],
-    overwrite: bool,
-    records: bool,
+    batch: dict[str, np.ndarray], job: PredictJob, settings: dict[str, object], records: bool
 ) -> dict[str, np.ndarray]:
     """Ray Data read stage: per row, ``status`` "exists" (done before; its fixations record
     in ``record`` when ``records``), "failed" (unreadable: ``error``) or "todo" with the
-    decoded ``image``."""
+    ``image`` decoded as the local job decodes it (reduced to the Predictor's working size
+    while decoding) and the file's ``original_size``."""
     n = len(batch["path"])
     status, error, record, sources = ["todo"] * n, [""] * n, [""] * n, [""] * n
     images = np.empty(n, dtype=object)
+    sizes = np.zeros((n, 2), np.int64)
     for i, (path, name) in enumerate(zip(batch["path"], batch["name"], strict=True)):
         images[i] = _NO_IMAGE
         try:
@@ -134,13 +132,14 @@ def read_images(
             status[i], error[i] = "failed", f"{path}: {exc.strerror or exc}"
             continue
         sources[i] = json.dumps(source)
-        if not overwrite and is_done(Path(out_dir), str(name), settings, source):
+        if not job.overwrite and is_done(job.out_dir, str(name), settings, source):
             status[i] = "exists"
             if records:
-                record[i] = (Path(out_dir) / f"{name}_fixations.json").read_text()
+                record[i] = (job.out_dir / f"{name}_fixations.json").read_text()
             continue
         try:
-            images[i] = load_image(str(path))
+            decoded = as_rgb(Path(str(path)), WORKING_PIXELS)
+            images[i], sizes[i] = decoded.pixels, decoded.original_size
         except ImageReadError as exc:
             status[i], error[i] = "failed", str(exc)
     return {
@@ -152,6 +151,7 @@ def read_images(
         "record": np.array(record, dtype=object),
         "source": np.array(sources, dtype=object),
         "image": images,
+        "original_size": sizes,
     }
 
 
@@ -168,13 +168,8 @@ class PredictWorker:
     def __call__(
         self,
         batch: dict[str, np.ndarray],
-        out_dir: str,
+        job: PredictJob,
         settings: dict[str, object],
-        colormap: str,
-        opacity: float,
-        scanpaths: int,
-        seed: int,
-        windows: bool,
         records: bool,
     ) -> dict[str, np.ndarray]:
         rows: list[dict[str, object]] = []
@@ -186,8 +181,13 @@ class PredictWorker:
             rows[-1]["record"] = str(batch["record"][i])
             if status == "todo":
                 todo.append(i)
-        images = [np.asarray(batch["image"][i]) for i in todo]
-        items = self.predictor.predict_many(images, max(len(images), 1), scanpaths, seed, windows)
+        images = [
+            DecodedImage(np.asarray(batch["image"][i]), tuple(map(int, batch["original_size"][i])))
+            for i in todo
+        ]
+        items = self.predictor.predict_many(
+            images, max(len(images), 1), job.scanpaths, job.seed, job.windows
+        )
         for i, item in zip(todo, items, strict=True):
             path, name = Path(str(batch["path"][i])), str(batch["name"][i])
             prediction = item.prediction
@@ -198,7 +198,7 @@ class PredictWorker:
             try:
                 source = json.loads(str(batch["source"][i]))
                 write_prediction(
-                    prediction, Path(out_dir), name, colormap, opacity, settings, source
+                    prediction, job.out_dir, name, job.colormap, job.opacity, settings, source
                 )
             except OSError as exc:
                 rows[i].update(status="failed", error=f"writing: {exc}")
@@ -250,15 +250,8 @@ def _check_reachable(address: str) -> None:
 def run_ray_predict(
     make_predictor: Callable[[], Predictor],
     paths: list[Path],
-    out_dir: Path,
-    batch_size: int = 8,
-    colormap: str = "jet",
-    opacity: float = 0.5,
-    overwrite: bool = False,
+    job: PredictJob,
     advance: Callable[[ItemResult], None] | None = None,
-    scanpaths: int = 1,
-    seed: int = 0,
-    windows: bool = False,
     num_workers: int = 1,
     address: str | None = None,
     parquet: bool = False,
@@ -277,16 +270,13 @@ def run_ray_predict(
     import ray
     import ray.data
 
-    if scanpaths < 0:
-        raise ValueError(f"scanpaths must be >= 0, got {scanpaths}")
-    if batch_size < 1 or num_workers < 1:
-        raise ValueError(
-            f"batch_size and num_workers must be >= 1, got {batch_size}, {num_workers}"
-        )
+    if num_workers < 1:
+        raise ValueError(f"num_workers must be >= 1, got {num_workers}")
     predictor = predictor if predictor is not None else make_predictor()
-    if windows:
+    if job.windows:
         predictor.windows  # noqa: B018 (the window readouts load: an error before any work)
-    settings = predict_settings(predictor, colormap, opacity, scanpaths, seed, windows)
+    settings = job.settings(predictor)
+    out_dir = job.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     names = output_names(paths)
     started = _connect(address)
@@ -299,34 +289,21 @@ def run_ray_predict(
         actor_cpus = min(1.0, max(cpus - READ_CPUS, READ_CPUS) / num_workers)
         dataset = ray.data.from_items(
             [{"index": i, "path": str(p), "name": names[p]} for i, p in enumerate(paths)],
-            override_num_blocks=max(1, min(math.ceil(len(paths) / batch_size), 10_000)),
+            override_num_blocks=max(1, min(math.ceil(len(paths) / job.batch_size), 10_000)),
         )
-        records = {"records": parquet}
+        stage = {"job": job, "settings": settings, "records": parquet}
         dataset = dataset.map_batches(
-            read_images,
-            batch_format="numpy",
-            fn_kwargs={"out_dir": str(out_dir), "settings": settings, "overwrite": overwrite}
-            | records,
-            num_cpus=READ_CPUS,
+            read_images, batch_format="numpy", fn_kwargs=stage, num_cpus=READ_CPUS
         ).map_batches(
             PredictWorker,
-            batch_size=batch_size,
+            batch_size=job.batch_size,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=num_workers),
             fn_constructor_kwargs={
                 "make_predictor": make_predictor,
                 "threads": max(1, int(cpus // num_workers)),
             },
-            fn_kwargs={
-                "out_dir": str(out_dir),
-                "settings": settings,
-                "colormap": colormap,
-                "opacity": opacity,
-                "scanpaths": scanpaths,
-                "seed": seed,
-                "windows": windows,
-            }
-            | records,
+            fn_kwargs=stage,
             num_cpus=actor_cpus,
             num_gpus=gpus_per_worker,
         )

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from salience.batch import PredictJob
 from salience.cli import app
 from salience.predictor import Predictor
 
@@ -219,9 +220,7 @@ def test_killed_actor_loses_nothing_and_the_job_completes(
     results = run_ray_predict(
         make_dying_predictor,
         paths,
-        out,
-        batch_size=4,
-        scanpaths=2,
+        PredictJob(out, batch_size=4, scanpaths=2),
         num_workers=2,
         predictor=Predictor.from_checkpoint(tiny_weights),
     )

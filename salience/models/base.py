@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 import numpy as np
+from PIL import Image
 
 from salience.data.dataset import Dataset, Stimulus
 
@@ -26,6 +28,22 @@ class DensityModel(ABC):
     @abstractmethod
     def log_density(self, image: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
         """Log-density over the ``size`` = (height, width) pixel grid; ``exp`` sums to 1."""
+
+
+class ImageDensityModel(DensityModel):
+    """A model of what an image shows that predicts many images at once (the neural models,
+    whichever runtime runs them); one image's density is a batch of one."""
+
+    @abstractmethod
+    def log_densities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """uint8 (H_i, W_i, 3) images -> float64 log-densities (H_i, W_i), each summing to 1."""
+
+    def log_density(self, image: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
+        if image is None:
+            raise ValueError(f"{self.name} needs the image")
+        if tuple(image.shape[:2]) != tuple(size):
+            image = np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
+        return self.log_densities([image])[0]
 
 
 class ObserverConditionalModel(DensityModel):

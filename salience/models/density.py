@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,24 +22,53 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from salience.models.base import DensityModel
+from salience.data.conditions import Condition, choose, trained_conditions
+from salience.models.base import ImageDensityModel
 from salience.models.input_size import input_size_for
+from salience.models.metadata import CheckpointFormat
 
 __all__ = ["GridDensity", "input_size_for"]
 
 
-class GridDensity(DensityModel):
+class GridDensity(ImageDensityModel):
     """Runs a network that predicts a log-density over cells; log-densities at each image's own
-    size. ``metadata`` is the checkpoint's (its ``model`` names the variant)."""
+    size. ``metadata`` is the checkpoint's (its ``model`` names the variant, its
+    ``conditions`` the kinds of data it was trained on); ``condition`` is the kind predicted
+    for, one of those."""
 
     name = "grid"
     input_pixels: int = 384 * 512  # the network's input, about this many pixels
     flip_average: bool = False  # mix in the mirrored image's prediction (twice the work)
+    format: CheckpointFormat  # the family's weight files
 
-    def __init__(self, model: nn.Module, metadata: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        metadata: dict[str, str] | None = None,
+        condition: Condition | int | str | None = None,
+    ) -> None:
         self.model = model.eval()
         self.metadata = dict(metadata or {})
         self.name = self.metadata.get("model", self.name)
+        self.trained = trained_conditions(self.metadata, self.name)
+        self.condition = choose(condition, self.trained, self.name)
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | Path, condition: Condition | int | str | None = None, device: Any = None
+    ) -> GridDensity:
+        """Rebuild the model a checkpoint describes, ready for inference, predicting for
+        ``condition`` (one it was trained on; default eye tracking on natural images)."""
+        model, metadata = cls.format.load(path)
+        chosen = choose(condition, trained_conditions(metadata, str(path)), str(path))
+        cls.for_inference(model.eval())
+        if device is not None:
+            model.to(device)
+        return cls(model, metadata, chosen)
+
+    @staticmethod
+    def for_inference(model: nn.Module) -> None:
+        """A family's changes to an eval-mode network that serve inference only (none here)."""
 
     def cells(self, x: torch.Tensor) -> torch.Tensor:
         """The network's log-density over output cells (B, h', w') for a batch (B, 3, h, w) of
@@ -106,10 +137,3 @@ class GridDensity(DensityModel):
         density = F.interpolate(density, size=tuple(size), mode="bilinear", align_corners=False)
         density = density[0, 0].clamp_min(torch.finfo(torch.float64).tiny)  # (H, W)
         return (density / density.sum()).log().cpu().numpy()
-
-    def log_density(self, image: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
-        if image is None:
-            raise ValueError(f"{self.name} needs the image")
-        if tuple(image.shape[:2]) != tuple(size):
-            image = np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
-        return self.log_densities([image])[0]

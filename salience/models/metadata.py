@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +125,32 @@ def read_config(
     the family in errors (e.g. ``"a SUM"``)."""
     fields = config_fields(metadata, key, where, kind)
     return build_config(config_class, {**fields, **fixed}, where)
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointFormat:
+    """How a family's weight files describe its network: its config dataclass stored under
+    ``key``, the ``network`` class built from it, and the config fields a file overrides
+    (``fixed``: e.g. no download of pretrained weights, the file holds every weight); ``kind``
+    names the family in errors (e.g. ``"a SUM"``)."""
+
+    key: str
+    config_class: type
+    network: type[nn.Module]
+    kind: str
+    fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def metadata(self, model: nn.Module, name: str) -> dict[str, str]:
+        """The metadata describing ``model`` as the variant ``name`` (strings only)."""
+        return config_metadata(name, self.key, model.config)
+
+    def config(self, metadata: dict[str, str], where: str) -> Any:
+        """The config stored by :meth:`metadata`; errors name ``where``."""
+        return read_config(metadata, self.key, self.config_class, where, self.kind, **self.fixed)
+
+    def load(self, path: str | Path) -> tuple[nn.Module, dict[str, str]]:
+        """The network a file describes, with its weights, and the file's metadata."""
+        metadata = read_metadata(path)
+        network = self.network(self.config(metadata, str(path)))
+        load_into(network, read_tensors(path), path)
+        return network, metadata

@@ -39,7 +39,7 @@ from PIL import Image
 
 from salience.data.conditions import Condition, choose, trained_conditions
 from salience.data.windows import Window
-from salience.models.base import DensityModel
+from salience.models.base import ImageDensityModel
 from salience.models.input_size import input_size_for
 
 FORMAT_KEY = "salience_onnx"  # the graph's interface record (salience.models.onnx_export)
@@ -105,7 +105,7 @@ def upsample(log_cells: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.log(out, out=out)
 
 
-class OnnxDensity(DensityModel):
+class OnnxDensity(ImageDensityModel):
     """A dense model's ONNX graph run by ONNX Runtime; log-densities at each image's own size.
 
     ``path``: the graph (see :mod:`salience.models.onnx_export` for its interface);
@@ -213,13 +213,6 @@ class OnnxDensity(DensityModel):
             size = image.shape[:2]
             results.append((upsample(own, size), np.stack([upsample(w, size) for w in windows])))
         return results
-
-    def log_density(self, image: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
-        if image is None:
-            raise ValueError(f"{self.name} needs the image")
-        if tuple(image.shape[:2]) != tuple(size):
-            image = np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
-        return self.log_densities([image])[0]
 
 
 def sha256_of(*paths: Path) -> str:

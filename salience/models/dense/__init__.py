@@ -16,10 +16,10 @@ from typing import Any
 
 from salience.models.dense.criterion import dense_loss
 from salience.models.dense.density import (
+    FORMAT,
     DenseDensity,
     checkpoint_metadata,
     config_from_metadata,
-    load_network,
 )
 from salience.models.dense.model import DenseConfig, DenseSaliency, Readout
 from salience.models.metadata import read_metadata
@@ -34,7 +34,6 @@ __all__ = [
     "checkpoint_metadata",
     "config_from_metadata",
     "dense_loss",
-    "load_network",
 ]
 
 VARIANTS: dict[str, DenseConfig] = {
@@ -76,6 +75,6 @@ def default(pretrained: bool = False, **overrides: Any) -> DenseSaliency:
     if pretrained:
         if overrides:
             raise ValueError(f"the shipped default model takes no overrides, got {overrides}")
-        return load_network(path)[0]
+        return FORMAT.load(path)[0]
     config = config_from_metadata(read_metadata(path), str(path))
     return DenseSaliency(replace(config, backbone_pretrained=True, **overrides))

@@ -10,41 +10,28 @@ loaded as float32.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import torch
+from torch import nn
 
-from salience.data.conditions import Condition, choose, trained_conditions
+from salience.data.conditions import Condition
 from salience.models.dense.model import DenseConfig, DenseSaliency
 from salience.models.density import GridDensity
-from salience.models.metadata import (
-    config_metadata,
-    load_into,
-    read_config,
-    read_metadata,
-    read_tensors,
+from salience.models.metadata import CheckpointFormat
+
+# a dense checkpoint holds every weight: no ImageNet download when it is rebuilt
+FORMAT = CheckpointFormat(
+    "dense_config", DenseConfig, DenseSaliency, "a dense-model", {"backbone_pretrained": False}
 )
 
 
 def checkpoint_metadata(model: DenseSaliency, name: str) -> dict[str, str]:
     """safetensors metadata describing a dense checkpoint (strings only)."""
-    return config_metadata(name, "dense_config", model.config)
+    return FORMAT.metadata(model, name)
 
 
 def config_from_metadata(metadata: dict[str, str], where: str) -> DenseConfig:
     """The :class:`DenseConfig` stored by :func:`checkpoint_metadata`."""
-    return read_config(
-        metadata, "dense_config", DenseConfig, where, "a dense-model", backbone_pretrained=False
-    )
-
-
-def load_network(path: str | Path) -> tuple[DenseSaliency, dict[str, str]]:
-    """The network a dense checkpoint describes, with its weights, and the file's metadata."""
-    metadata = read_metadata(path)
-    model = DenseSaliency(config_from_metadata(metadata, str(path)))
-    load_into(model, read_tensors(path), path)
-    return model, metadata
+    return FORMAT.config(metadata, where)
 
 
 class DenseDensity(GridDensity):
@@ -52,6 +39,7 @@ class DenseDensity(GridDensity):
     ``condition`` is the kind of data predicted for (one the model was trained on)."""
 
     name = "dense"
+    format = FORMAT
 
     def __init__(
         self,
@@ -59,25 +47,14 @@ class DenseDensity(GridDensity):
         metadata: dict[str, str] | None = None,
         condition: Condition | None = None,
     ) -> None:
-        super().__init__(model, metadata)
+        super().__init__(model, metadata, condition)
         self.input_pixels = model.config.input_pixels
         self.flip_average = model.config.flip_average
-        self.trained = trained_conditions(self.metadata, self.name)
-        self.condition = choose(condition, self.trained, self.name)
 
-    @classmethod
-    def from_checkpoint(
-        cls, path: str | Path, condition: Any = None, device: Any = None
-    ) -> DenseDensity:
-        """Rebuild the model a checkpoint describes, ready for inference."""
-        model, metadata = load_network(path)
-        model.eval().backbone.fold_batch_norm()  # inference only, see Backbone.fold_batch_norm
+    @staticmethod
+    def for_inference(model: nn.Module) -> None:
+        model.backbone.fold_batch_norm()  # see Backbone.fold_batch_norm
         model.to(memory_format=torch.channels_last)
-        if device is not None:
-            model.to(device)
-        return cls(
-            model, metadata, choose(condition, trained_conditions(metadata, str(path)), str(path))
-        )
 
     def cells(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)["log_density"]  # (B, h', w')

@@ -27,7 +27,6 @@ from typing import Any
 from salience.models.registry import register_model
 from salience.models.sum.blocks import (
     SS2D,
-    CVSSBlock,
     PatchEmbed,
     PatchExpanding,
     PatchMerging,
@@ -54,7 +53,6 @@ from salience.models.sum.scan import (
 __all__ = [
     "SS2D",
     "VARIANTS",
-    "CVSSBlock",
     "CheckpointReport",
     "PatchEmbed",
     "PatchExpanding",

@@ -10,8 +10,8 @@ residual block around it. Parameter names follow the official VMamba code (``in_
 checkpoints load by renaming only (see :func:`salience.models.sum.model.vmamba_to_salience`).
 
 SUM (Hosseini et al., "SUM: Saliency Unification through Mamba for Visual Attention Modeling",
-2024) conditions its decoder on the kind of data (:class:`salience.data.conditions.Condition`): :class:`CVSSBlock` holds a
-learned token per condition and maps it by a small MLP to per-channel shifts and scales that
+2024) conditions its decoder on the kind of data (:class:`salience.data.conditions.Condition`): a
+:class:`VSSBlock` with ``num_conditions`` holds a learned token per condition and maps it by a small MLP to per-channel shifts and scales that
 modulate the normalized activations. All blocks are channels-last, (B, H, W, C), like VMamba.
 """
 
@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from timm.layers import DropPath
 from torch import Tensor, nn
 
-from salience.data.conditions import TOKEN_SLOTS
 from salience.models.sum.scan import selective_scan
 
 DIRECTIONS = 4  # scan paths of cross_scan
@@ -134,10 +133,21 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
+def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    """x * (1 + scale) + shift; x (B, H, W, C), shift and scale (B, 1, 1, C)."""
+    return x * (1 + scale) + shift
+
+
 class VSSBlock(nn.Module):
     """x + SS2D(LayerNorm(x)), then, if ``mlp_ratio`` > 0, x + MLP(LayerNorm(x)); (B, H, W, C).
 
-    ``drop_path`` is the stochastic-depth rate of both residual branches while training.
+    ``drop_path`` is the stochastic-depth rate of both residual branches while training. With
+    ``num_conditions`` > 0 it is SUM's C-VSS block, conditioned on the kind of data by
+    ``forward(x, condition)``: ``tokens`` holds one learned vector per condition and
+    ``modulation`` (an MLP) maps the selected token to a per-channel shift and scale of the
+    normalized input of the SS2D branch (and of the MLP branch, if any):
+    norm(x) * (1 + scale) + shift. One set of tokens per block, as in SUM, so every block
+    adapts on its own.
     """
 
     def __init__(
@@ -148,6 +158,8 @@ class VSSBlock(nn.Module):
         mlp_ratio: float = 0.0,
         drop_path: float = 0.0,
         scan_impl: str = "auto",
+        num_conditions: int = 0,
+        token_dim: int = 128,
     ) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(dim)
@@ -157,48 +169,24 @@ class VSSBlock(nn.Module):
         if self.has_mlp:
             self.norm2 = nn.LayerNorm(dim)
             self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.conditioned = num_conditions > 0
+        if self.conditioned:
+            self.tokens = nn.Embedding(num_conditions, token_dim)
+            branches = 2 if self.has_mlp else 1
+            self.modulation = nn.Sequential(
+                nn.Linear(token_dim, token_dim), nn.GELU(), nn.Linear(token_dim, 2 * branches * dim)
+            )
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.drop_path(self.op(self.norm(x)))  # (B, H, W, C)
-        if self.has_mlp:
-            x = x + self.drop_path(self.mlp(self.norm2(x)))
-        return x
-
-
-def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
-    """x * (1 + scale) + shift; x (B, H, W, C), shift and scale (B, 1, 1, C)."""
-    return x * (1 + scale) + shift
-
-
-class CVSSBlock(VSSBlock):
-    """A VSS block conditioned on the kind of data: ``forward(x, condition)``.
-
-    ``tokens`` holds one learned vector per condition; ``modulation`` (an MLP) maps the selected
-    token to a per-channel shift and scale for the normalized input of the SS2D branch (and of
-    the MLP branch, if any): norm(x) * (1 + scale) + shift. One set of tokens per block, as in
-    SUM, so every block adapts on its own.
-    """
-
-    def __init__(
-        self,
-        dim: int,
-        num_conditions: int = TOKEN_SLOTS,
-        token_dim: int = 128,
-        d_state: int = 16,
-        ssm_ratio: float = 2.0,
-        mlp_ratio: float = 0.0,
-        drop_path: float = 0.0,
-        scan_impl: str = "auto",
-    ) -> None:
-        super().__init__(dim, d_state, ssm_ratio, mlp_ratio, drop_path, scan_impl)
-        self.tokens = nn.Embedding(num_conditions, token_dim)
-        branches = 2 if self.has_mlp else 1
-        self.modulation = nn.Sequential(
-            nn.Linear(token_dim, token_dim), nn.GELU(), nn.Linear(token_dim, 2 * branches * dim)
-        )
-
-    def forward(self, x: Tensor, condition: Tensor) -> Tensor:
-        """x (B, H, W, C), condition (B,) token slots (:class:`salience.data.conditions.Condition`) -> (B, H, W, C)."""
+    def forward(self, x: Tensor, condition: Tensor | None = None) -> Tensor:
+        """x (B, H, W, C) and, for a conditioned block, condition (B,): token slots
+        (:class:`salience.data.conditions.Condition`) -> (B, H, W, C)."""
+        if self.conditioned != (condition is not None):
+            raise ValueError("a conditioned block takes a condition, a plain one none")
+        if condition is None:
+            x = x + self.drop_path(self.op(self.norm(x)))  # (B, H, W, C)
+            if self.has_mlp:
+                x = x + self.drop_path(self.mlp(self.norm2(x)))
+            return x
         params = self.modulation(self.tokens(condition))[:, None, None, :]  # (B, 1, 1, 2 * br * C)
         shift, scale, *mlp_params = params.split(x.shape[-1], dim=-1)  # (B, 1, 1, C) each
         x = x + self.drop_path(self.op(modulate(self.norm(x), shift, scale)))  # (B, H, W, C)

@@ -10,38 +10,39 @@ conditions, so the file alone rebuilds the model.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import torch
+from torch import nn
 
-from salience.data.conditions import Condition, choose, trained_conditions
+from salience.data.conditions import Condition
 from salience.models.density import GridDensity
-from salience.models.metadata import (
-    config_metadata,
-    load_into,
-    read_config,
-    read_metadata,
-    read_tensors,
-)
+from salience.models.metadata import CheckpointFormat
 from salience.models.sum.model import LiteEncoder, SumConfig, SumSaliency
+
+# a SUM checkpoint holds every weight: no encoder download when it is rebuilt
+FORMAT = CheckpointFormat(
+    "sum_config",
+    SumConfig,
+    SumSaliency,
+    "a SUM",
+    {"encoder_pretrained": False, "encoder_checkpoint": None},
+)
 
 
 def checkpoint_metadata(model: SumSaliency, name: str) -> dict[str, str]:
     """safetensors metadata describing a SUM checkpoint (strings only)."""
-    return config_metadata(name, "sum_config", model.config)
+    return FORMAT.metadata(model, name)
 
 
 def config_from_metadata(metadata: dict[str, str], where: str) -> SumConfig:
     """The :class:`SumConfig` stored by :func:`checkpoint_metadata`."""
-    fixed = {"encoder_pretrained": False, "encoder_checkpoint": None}  # the file holds every weight
-    return read_config(metadata, "sum_config", SumConfig, where, "a SUM", **fixed)
+    return FORMAT.config(metadata, where)
 
 
 class SumDensity(GridDensity):
     """Runs a :class:`SumSaliency` for one :class:`Condition`; log-densities at each image's size."""
 
     name = "sum"
+    format = FORMAT
 
     def __init__(
         self,
@@ -49,27 +50,14 @@ class SumDensity(GridDensity):
         metadata: dict[str, str] | None = None,
         condition: Condition | int | str | None = None,
     ) -> None:
-        super().__init__(model, metadata)
+        super().__init__(model, metadata, condition)
         height, width = model.config.image_size
         self.input_pixels = height * width
-        self.trained = trained_conditions(self.metadata, self.name)
-        self.condition = choose(condition, self.trained, self.name)
 
-    @classmethod
-    def from_checkpoint(
-        cls, path: str | Path, condition: Any = None, device: Any = None
-    ) -> SumDensity:
-        """Rebuild the model a checkpoint made by training describes, predicting for
-        ``condition`` (default eye tracking on natural images)."""
-        metadata = read_metadata(path)
-        chosen = choose(condition, trained_conditions(metadata, str(path)), str(path))
-        model = SumSaliency(config_from_metadata(metadata, str(path)))
-        load_into(model, read_tensors(path), path)
-        if isinstance(model.encoder, LiteEncoder):  # inference only, see Backbone.fold_batch_norm
-            model.eval().encoder.backbone.fold_batch_norm()
-        if device is not None:
-            model.to(device)
-        return cls(model, metadata, chosen)
+    @staticmethod
+    def for_inference(model: nn.Module) -> None:
+        if isinstance(model.encoder, LiteEncoder):  # see Backbone.fold_batch_norm
+            model.encoder.backbone.fold_batch_norm()
 
     def cells(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x, int(self.condition))["log_density"]  # (B, h', w')

@@ -39,7 +39,6 @@ from torch import Tensor, nn
 from salience.data.conditions import TOKEN_SLOTS, Condition
 from salience.models.backbone import Backbone
 from salience.models.sum.blocks import (
-    CVSSBlock,
     PatchEmbed,
     PatchExpanding,
     PatchMerging,
@@ -199,15 +198,15 @@ class Decoder(nn.Module):
         rates = coarsest_first[::-1]  # finest first, like the stages
         self.stages = nn.ModuleList(
             nn.ModuleList(
-                CVSSBlock(
+                VSSBlock(
                     dim,
-                    config.num_conditions,
-                    config.token_dim,
                     config.d_state,
                     config.ssm_ratio,
                     config.mlp_ratio,
                     rate,
                     config.scan_impl,
+                    config.num_conditions,
+                    config.token_dim,
                 )
                 for rate in stage_rates
             )

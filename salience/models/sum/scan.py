@@ -113,19 +113,16 @@ def _prepare(
     A: Tensor,
     B: Tensor,
     C: Tensor,
-    D: Tensor | None,
-    z: Tensor | None,
     delta_bias: Tensor | None,
-    delta_softplus: bool,
+    softplus: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Check shapes; in the compute dtype: u, the final step sizes, A, and B and C as
-    (batch, G, N, L) with a common number of groups G (which divides D)."""
-    _check_shapes(u, delta, A, B, C, D, z, delta_bias)
+    """In the compute dtype: u, the final step sizes, A, and B and C as (batch, G, N, L) with a
+    common number of groups G (which divides D)."""
     dtype = torch.promote_types(u.dtype, torch.float32)
     delta = delta.to(dtype)
     if delta_bias is not None:
         delta = delta + delta_bias.to(dtype)[:, None]  # (b, D, L)
-    if delta_softplus:
+    if softplus:
         delta = F.softplus(delta)
     groups = math.lcm(_groups(B), _groups(C))
 
@@ -328,9 +325,9 @@ def selective_scan(
 ) -> Tensor:
     """The selective scan by ``impl``: "auto" (= "chunked"), "reference", "chunked" (in chunks
     of ``chunk_size`` positions, see the module docstring) or "cuda": (batch, D, L)."""
+    _check_shapes(u, delta, A, B, C, D, z, delta_bias)
     if impl == "cuda":
         kernel = _mamba_kernel()
-        _check_shapes(u, delta, A, B, C, D, z, delta_bias)
         return kernel(
             u, delta, A, B, C, D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus
         )
@@ -339,7 +336,7 @@ def selective_scan(
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     dtype = u.dtype
-    u32, dt, A32, Bg, Cg = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    u32, dt, A32, Bg, Cg = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
     if impl == "reference":
         y = _recurrence(u32, dt, A32, Bg, Cg)  # (b, D, L)
     else:

@@ -8,10 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from salience.data.conditions import Condition
+from salience.data.conditions import TOKEN_SLOTS, Condition
 from salience.models.sum.blocks import (
     SS2D,
-    CVSSBlock,
     PatchExpanding,
     PatchMerging,
     VSSBlock,
@@ -89,7 +88,7 @@ def test_vss_block_with_and_without_mlp():
 @pytest.mark.parametrize("mlp_ratio", [0.0, 2.0])
 def test_condition_changes_the_output_and_trains_only_its_tokens(mlp_ratio):
     torch.manual_seed(0)
-    block = CVSSBlock(8, token_dim=16, d_state=4, mlp_ratio=mlp_ratio)
+    block = VSSBlock(8, num_conditions=TOKEN_SLOTS, token_dim=16, d_state=4, mlp_ratio=mlp_ratio)
     x = torch.randn(2, 4, 4, 8)
     eye = torch.full((2,), Condition.EYE_NATURAL)
     ui = torch.full((2,), Condition.USER_INTERFACE)
@@ -102,7 +101,7 @@ def test_condition_changes_the_output_and_trains_only_its_tokens(mlp_ratio):
 
 def test_modulation_shifts_and_scales_the_normalized_input():
     torch.manual_seed(0)
-    block = CVSSBlock(8, token_dim=16, d_state=4, mlp_ratio=2.0)
+    block = VSSBlock(8, num_conditions=TOKEN_SLOTS, token_dim=16, d_state=4, mlp_ratio=2.0)
     x, condition = torch.randn(2, 3, 5, 8), torch.tensor([1, 2])
     shift, scale, shift2, scale2 = block.modulation(block.tokens(condition))[:, None, None].split(
         8, -1
@@ -115,7 +114,7 @@ def test_modulation_shifts_and_scales_the_normalized_input():
 def test_zero_modulation_is_the_unconditioned_block():
     """With the modulation MLP's output zero, x * (1 + 0) + 0: exactly a VSS block."""
     torch.manual_seed(0)
-    conditioned = CVSSBlock(8, token_dim=16, d_state=4, mlp_ratio=2.0)
+    conditioned = VSSBlock(8, num_conditions=TOKEN_SLOTS, token_dim=16, d_state=4, mlp_ratio=2.0)
     nn.init.zeros_(conditioned.modulation[-1].weight)
     nn.init.zeros_(conditioned.modulation[-1].bias)
     plain = VSSBlock(8, d_state=4, mlp_ratio=2.0)
