@@ -37,13 +37,12 @@ milliseconds by 1000, and write one row per fixation.
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
 import numpy as np
 
-from salience.data.dataset import DataFormatError, Dataset, Scanpath, image_size
+from salience.data.dataset import DataFormatError, Dataset, Scanpath, csv_rows, image_size
 
 REQUIRED_COLUMNS = ("image", "observer", "x", "y")
 OPTIONAL_COLUMNS = ("onset", "duration")
@@ -65,19 +64,16 @@ def _number(text: str, column: str, where: str, optional: bool) -> float:
     return value
 
 
-def _header(row: list[str] | None, path: Path) -> list[str]:
-    if row is None:
-        raise DataFormatError(f"{path}: empty file, expected a header row")
-    header = [name.strip() for name in row]
+def _header_problem(header: list[str]) -> str | None:
     allowed = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
     unknown = [name for name in header if name not in allowed]
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     if unknown or missing or len(set(header)) != len(header):
-        raise DataFormatError(
-            f"{path}: header {','.join(header)!r} must name each of {', '.join(REQUIRED_COLUMNS)} "
+        return (
+            f"header {','.join(header)!r} must name each of {', '.join(REQUIRED_COLUMNS)} "
             f"once, optionally {' and '.join(OPTIONAL_COLUMNS)}, and nothing else"
         )
-    return header
+    return None
 
 
 def load_csv(
@@ -106,38 +102,23 @@ def load_csv(
     image_dir = folder / images
     rows: dict[str, dict[str, list[tuple[float, float, float, float]]]] = {}
     sizes: dict[str, tuple[int, int]] = {}
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            header = _header(next(reader, None), path)
-            has_onset = "onset" in header
-            for row in reader:
-                if not row:
-                    continue
-                where = f"{path}, line {reader.line_num}"
-                if len(row) != len(header):
-                    raise DataFormatError(
-                        f"{where}: {len(row)} fields, the header has {len(header)}"
-                    )
-                cell = dict(zip(header, (v.strip() for v in row), strict=True))
-                image = cell["image"]
-                if not image or not cell["observer"]:
-                    raise DataFormatError(f"{where}: empty image or observer")
-                if image not in sizes:
-                    sizes[image] = image_size(image_dir / image, where)
-                fixation = (
-                    _number(cell["x"], "x", where, optional=False),
-                    _number(cell["y"], "y", where, optional=False),
-                    _number(cell.get("onset", ""), "onset", where, optional=True),
-                    _number(cell.get("duration", ""), "duration", where, optional=True),
-                )
-                if fixation[3] < 0:
-                    raise DataFormatError(f"{where}: negative duration {fixation[3]}")
-                rows.setdefault(image, {}).setdefault(cell["observer"], []).append(fixation)
-    except FileNotFoundError as exc:
-        raise DataFormatError(f"{path}: file not found") from exc
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise DataFormatError(f"{path}: not a readable UTF-8 CSV file ({exc})") from exc
+    has_onset = False
+    for where, cell in csv_rows(path, _header_problem):
+        has_onset = "onset" in cell
+        image = cell["image"]
+        if not image or not cell["observer"]:
+            raise DataFormatError(f"{where}: empty image or observer")
+        if image not in sizes:
+            sizes[image] = image_size(image_dir / image, where)
+        fixation = (
+            _number(cell["x"], "x", where, optional=False),
+            _number(cell["y"], "y", where, optional=False),
+            _number(cell.get("onset", ""), "onset", where, optional=True),
+            _number(cell.get("duration", ""), "duration", where, optional=True),
+        )
+        if fixation[3] < 0:
+            raise DataFormatError(f"{where}: negative duration {fixation[3]}")
+        rows.setdefault(image, {}).setdefault(cell["observer"], []).append(fixation)
     if not rows:
         raise DataFormatError(f"{path}: no fixations, only a header row")
     entries = []

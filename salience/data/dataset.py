@@ -9,10 +9,11 @@ milliseconds) into this form, so everything downstream sees one convention.
 
 from __future__ import annotations
 
+import csv
 import json
 import struct
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -275,6 +276,35 @@ def drop_outside(scanpath: Scanpath, size: tuple[int, int]) -> tuple[Scanpath | 
         ),
         n_dropped,
     )
+
+
+def csv_rows(
+    path: Path, header_problem: Callable[[list[str]], str | None]
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """Yield (``"<file>, line n"``, the row as column -> text, stripped) for each line of a
+    UTF-8 CSV file, blank lines skipped. ``header_problem`` says what is wrong with the header
+    row (None: nothing); a missing or unreadable file, a bad header and a row whose length
+    differs from the header's are :class:`DataFormatError` naming the file (and line)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            header = [name.strip() for name in next(reader, [])]
+            problem = header_problem(header) if header else "empty file, expected a header row"
+            if problem:
+                raise DataFormatError(f"{path}: {problem}")
+            for row in reader:
+                if not row:
+                    continue
+                where = f"{path}, line {reader.line_num}"
+                if len(row) != len(header):
+                    raise DataFormatError(
+                        f"{where}: {len(row)} fields, the header has {len(header)}"
+                    )
+                yield where, dict(zip(header, (v.strip() for v in row), strict=True))
+    except FileNotFoundError as exc:
+        raise DataFormatError(f"{path}: file not found") from exc
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataFormatError(f"{path}: not a readable UTF-8 CSV file ({exc})") from exc
 
 
 def read_splits(path: Path) -> dict[str, list[str]]:

@@ -32,14 +32,13 @@ screen less the browser's bars.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from salience.data.dataset import DataFormatError, Dataset, Scanpath, image_size
+from salience.data.dataset import DataFormatError, Dataset, Scanpath, csv_rows, image_size
 
 EYEVIDO_PIXELS_PER_DEGREE = 20.0
 EYEVIDO_VIEWPORT_HEIGHT = 484
@@ -49,28 +48,14 @@ PAGE_COLUMNS = ("page", "title", "url", "width", "height", "n_users", "n_fixatio
 
 
 def _rows(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[str, dict[str, str]]]:
-    """Yield (``"<file>, line n"``, row) for a CSV whose header must be exactly ``columns``."""
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            header = [name.strip() for name in next(reader, [])]
-            if tuple(header) != columns:
-                raise DataFormatError(
-                    f"{path}: header {','.join(header)!r}, expected {','.join(columns)!r}"
-                )
-            for row in reader:
-                if not row:
-                    continue
-                where = f"{path}, line {reader.line_num}"
-                if len(row) != len(columns):
-                    raise DataFormatError(
-                        f"{where}: {len(row)} fields, the header has {len(columns)}"
-                    )
-                yield where, dict(zip(columns, (v.strip() for v in row), strict=True))
-    except FileNotFoundError as exc:
-        raise DataFormatError(f"{path}: file not found") from exc
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise DataFormatError(f"{path}: not a readable UTF-8 CSV file ({exc})") from exc
+    """:func:`csv_rows` of a CSV whose header must be exactly ``columns``."""
+
+    def problem(header: list[str]) -> str | None:
+        if tuple(header) == columns:
+            return None
+        return f"header {','.join(header)!r}, expected {','.join(columns)!r}"
+
+    return csv_rows(path, problem)
 
 
 def _number(text: str, column: str, where: str) -> float:

@@ -152,35 +152,29 @@ def _image_metrics(
     ``negatives`` are sAUC's: the other fixations ``(xs, ys)`` in this image's pixels, or under
     the MIT convention the map of their locations (:func:`salience.evaluation.mit.shuffled_map`).
     """
-    if convention == "mit":
-        return _mit_image_metrics(
-            log_density,
-            baseline,
-            xs,
-            ys,
-            mode=mode,
-            reference=reference,
-            sigma_px=sigma_px,
-            other_map=negatives,
-            rng=rng,
-            given_map=given_map,
-        )
-    other_xs, other_ys = negatives
-    has_negatives = len(other_xs) > 0
-    common = {
-        "ref_map": reference,
-        "sigma_px": sigma_px,
-        "other_xs": other_xs if has_negatives else None,
-        "other_ys": other_ys if has_negatives else None,
-        "rng": rng,
-    }
+    if convention == "mit":  # a given map may have any size: the MIT metrics resize it
+        scorer, has_negatives = mit, True
+        common = {"size": log_density.shape, "other_map": negatives}
+    else:
+        other_xs, other_ys = negatives
+        scorer, has_negatives = metrics, len(other_xs) > 0
+        common = {
+            "other_xs": other_xs if has_negatives else None,
+            "other_ys": other_ys if has_negatives else None,
+        }
+    common |= {"ref_map": reference, "sigma_px": sigma_px, "rng": rng}
     if mode == "map":
         saliency = np.exp(log_density) if given_map is None else given_map
-        values = metrics.evaluate_map(saliency, xs, ys, mode="map", **common)
+        values = scorer.evaluate_map(saliency, xs, ys, mode="map", **common)
         values["log_likelihood"] = metrics.log_likelihood(log_density, xs, ys)
-        values["information_gain"] = metrics.information_gain(log_density, baseline, xs, ys)
+        if convention == "mit":
+            values["information_gain"] = mit.information_gain(
+                saliency, np.exp(baseline), xs, ys, size=log_density.shape
+            )
+        else:
+            values["information_gain"] = metrics.information_gain(log_density, baseline, xs, ys)
     else:
-        values = metrics.evaluate_map(
+        values = scorer.evaluate_map(
             log_density,
             xs,
             ys,
@@ -191,47 +185,6 @@ def _image_metrics(
         )
     if not has_negatives:
         values["auc_shuffled"] = math.nan
-    return {_NAMES[k]: float(v) for k, v in values.items() if k in _NAMES}
-
-
-def _mit_image_metrics(
-    log_density: np.ndarray,
-    baseline: np.ndarray,
-    xs: np.ndarray,
-    ys: np.ndarray,
-    *,
-    mode: str,
-    reference: np.ndarray,
-    sigma_px: float,
-    other_map: np.ndarray,
-    rng: np.random.Generator,
-    given_map: np.ndarray | None,
-) -> dict[str, float]:
-    """:func:`_image_metrics` under the MIT convention; ``given_map`` may have any size."""
-    common = {
-        "size": log_density.shape,
-        "ref_map": reference,
-        "sigma_px": sigma_px,
-        "other_map": other_map,
-        "rng": rng,
-    }
-    if mode == "map":
-        saliency = np.exp(log_density) if given_map is None else given_map
-        values = mit.evaluate_map(saliency, xs, ys, mode="map", **common)
-        values["log_likelihood"] = metrics.log_likelihood(log_density, xs, ys)
-        values["information_gain"] = mit.information_gain(
-            saliency, np.exp(baseline), xs, ys, size=log_density.shape
-        )
-    else:
-        values = mit.evaluate_map(
-            log_density,
-            xs,
-            ys,
-            mode="probabilistic",
-            baseline_log_density=baseline,
-            shuffled_log_density=baseline,
-            **common,
-        )
     return {_NAMES[k]: float(v) for k, v in values.items() if k in _NAMES}
 
 
