@@ -8,6 +8,7 @@ no work on the event loop: they check the request and hand it to the
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -233,6 +234,28 @@ async def healthz(service: ServiceDep) -> schemas.Health:
     )
 
 
+def analysis_endpoint(
+    path: str, response_model: type, repeatable: tuple[str, ...] = ()
+) -> Callable[[Callable[..., Awaitable[dict]]], Callable[..., Awaitable[dict]]]:
+    """Register an analysis endpoint that takes a multipart form at ``path``: its form fields
+    are the function's own parameters (all but ``service``), so the check of unknown fields
+    (:func:`form_fields`) cannot drift from what the endpoint reads."""
+
+    def register(endpoint: Callable[..., Awaitable[dict]]) -> Callable[..., Awaitable[dict]]:
+        fields = [name for name in inspect.signature(endpoint).parameters if name != "service"]
+        check = Depends(form_fields(*fields, repeatable=repeatable))
+        route = router.post(
+            path,
+            response_model=response_model,
+            responses=ERRORS,
+            tags=["analysis"],
+            dependencies=[check],
+        )
+        return route(endpoint)
+
+    return register
+
+
 @router.get("/v1/colormaps", response_model=schemas.Colormaps, tags=["service"])
 async def colormaps() -> schemas.Colormaps:
     """256-entry RGB tables of the common colormaps, for drawing maps in the browser."""
@@ -242,17 +265,7 @@ async def colormaps() -> schemas.Colormaps:
     )
 
 
-@router.post(
-    "/v1/predict",
-    response_model=schemas.Prediction,
-    responses=ERRORS,
-    tags=["analysis"],
-    dependencies=[
-        Depends(
-            form_fields("image", "colormap", "opacity", "scanpaths", "seed", "windows", "density")
-        )
-    ],
-)
+@analysis_endpoint("/v1/predict", schemas.Prediction)
 async def predict(
     service: ServiceDep,
     image: Annotated[UploadFile, File(description="The image (any format Pillow reads).")],
@@ -273,19 +286,7 @@ async def predict(
     return await service.pool.run(service.engine.predict, upload, maps, scanpaths, seed, windows)
 
 
-@router.post(
-    "/v1/aoi",
-    response_model=schemas.AoiReport,
-    responses=ERRORS,
-    tags=["analysis"],
-    dependencies=[
-        Depends(
-            form_fields(
-                "image", "regions", "region", "k", "samples", "seed", repeatable=("region",)
-            )
-        )
-    ],
-)
+@analysis_endpoint("/v1/aoi", schemas.AoiReport, repeatable=("region",))
 async def aoi(
     service: ServiceDep,
     image: Annotated[UploadFile, File(description="The image.")],
@@ -302,28 +303,7 @@ async def aoi(
     return await service.pool.run(service.engine.aoi, upload, chosen, k, samples, seed)
 
 
-@router.post(
-    "/v1/compare",
-    response_model=schemas.Comparison,
-    responses=ERRORS,
-    tags=["analysis"],
-    dependencies=[
-        Depends(
-            form_fields(
-                "a",
-                "b",
-                "regions",
-                "region",
-                "k",
-                "samples",
-                "seed",
-                "colormap",
-                "opacity",
-                repeatable=("region",),
-            )
-        )
-    ],
-)
+@analysis_endpoint("/v1/compare", schemas.Comparison, repeatable=("region",))
 async def compare(
     service: ServiceDep,
     a: Annotated[UploadFile, File(description="Design A.")],
