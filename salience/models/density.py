@@ -34,11 +34,11 @@ class GridDensity(ImageDensityModel):
     """Runs a network that predicts a log-density over cells; log-densities at each image's own
     size. ``metadata`` is the checkpoint's (its ``model`` names the variant, its
     ``conditions`` the kinds of data it was trained on); ``condition`` is the kind predicted
-    for, one of those."""
+    for, one of those. The network's ``config`` says how it runs: ``input_pixels`` (about
+    this many input pixels) and, if it has one, ``flip_average`` (mix in the mirrored image's
+    prediction, twice the work)."""
 
     name = "grid"
-    input_pixels: int = 384 * 512  # the network's input, about this many pixels
-    flip_average: bool = False  # mix in the mirrored image's prediction (twice the work)
     format: CheckpointFormat  # the family's weight files
 
     def __init__(
@@ -48,6 +48,8 @@ class GridDensity(ImageDensityModel):
         condition: Condition | int | str | None = None,
     ) -> None:
         self.model = model.eval()
+        self.input_pixels: int = model.config.input_pixels
+        self.flip_average: bool = getattr(model.config, "flip_average", False)
         self.metadata = dict(metadata or {})
         self.name = self.metadata.get("model", self.name)
         self.trained = trained_conditions(self.metadata, self.name)

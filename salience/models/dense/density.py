@@ -13,7 +13,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from salience.data.conditions import Condition
 from salience.models.dense.model import DenseConfig, DenseSaliency
 from salience.models.density import GridDensity
 from salience.models.metadata import CheckpointFormat
@@ -40,16 +39,6 @@ class DenseDensity(GridDensity):
 
     name = "dense"
     format = FORMAT
-
-    def __init__(
-        self,
-        model: DenseSaliency,
-        metadata: dict[str, str] | None = None,
-        condition: Condition | None = None,
-    ) -> None:
-        super().__init__(model, metadata, condition)
-        self.input_pixels = model.config.input_pixels
-        self.flip_average = model.config.flip_average
 
     @staticmethod
     def for_inference(model: nn.Module) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from salience.data.conditions import Condition
 from salience.models.density import GridDensity
 from salience.models.metadata import CheckpointFormat
 from salience.models.sum.model import LiteEncoder, SumConfig, SumSaliency
@@ -43,16 +42,6 @@ class SumDensity(GridDensity):
 
     name = "sum"
     format = FORMAT
-
-    def __init__(
-        self,
-        model: SumSaliency,
-        metadata: dict[str, str] | None = None,
-        condition: Condition | int | str | None = None,
-    ) -> None:
-        super().__init__(model, metadata, condition)
-        height, width = model.config.image_size
-        self.input_pixels = height * width
 
     @staticmethod
     def for_inference(model: nn.Module) -> None:

@@ -72,6 +72,11 @@ class SumConfig:
     image_size: tuple[int, int] = (256, 256)  # training input (height, width), as in the paper
     scan_impl: str = "auto"  # selective scan: "auto", "reference", "chunked" or "cuda"
 
+    @property
+    def input_pixels(self) -> int:
+        """Inference runs on about as many pixels as the training input, aspect kept."""
+        return self.image_size[0] * self.image_size[1]
+
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
