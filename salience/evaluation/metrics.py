@@ -73,6 +73,7 @@ _NORMALIZATION_TOLERANCE = 1e-3
 # once per call and stay in the CPU's cache; full-size temporaries of a large map cost more in
 # page faults on first touch (one per 4 KiB, slow in virtual machines) than the arithmetic.
 _BLOCK = 1 << 13
+_BAND_ROWS = 64  # rows of a blur matrix per product (see _banded_product)
 
 Size = tuple[int, int]
 Seed = np.random.Generator | int | None
@@ -215,7 +216,24 @@ def _blur(image: np.ndarray, sigma: float, truncate: float) -> np.ndarray:
     """
     height, width = image.shape
     sigma = _check_sigma(sigma)
-    return _blur_matrix(height, sigma, truncate) @ image @ _blur_matrix(width, sigma, truncate).T
+    across = _banded_product(_blur_matrix(width, sigma, truncate), image.T, sigma, truncate)
+    return _banded_product(_blur_matrix(height, sigma, truncate), across.T, sigma, truncate)
+
+
+def _banded_product(matrix: np.ndarray, x: np.ndarray, sigma: float, truncate: float) -> np.ndarray:
+    """``matrix @ x`` for a blur matrix: each block of rows meets only the rows of ``x`` within
+    the kernel's radius (reflection stays within it), which halves the work on 600x800 maps
+    at sigma 24 px. The same products are summed (the zeros outside the band left out)."""
+    n = matrix.shape[0]
+    radius = int(truncate * sigma + 0.5)  # scipy's kernel radius
+    if 2 * radius >= n:
+        return matrix @ x
+    out = np.empty((n, x.shape[1]))
+    for start in range(0, n, _BAND_ROWS):
+        stop = min(n, start + _BAND_ROWS)
+        low, high = max(0, start - radius), min(n, stop + radius)
+        np.matmul(matrix[start:stop, low:high], x[low:high], out=out[start:stop])
+    return out
 
 
 def empirical_density(
@@ -789,10 +807,17 @@ def log_likelihood(
     the same shape) this returns that difference, i.e. :func:`information_gain`.
     """
     logp = _as_log_density(log_density, "log_density")
+    base = None if baseline is None else _as_log_density(baseline, "baseline log_density")
+    return _log_likelihood(logp, xs, ys, base)
+
+
+def _log_likelihood(
+    logp: np.ndarray, xs: npt.ArrayLike, ys: npt.ArrayLike, base: np.ndarray | None
+) -> float:
+    """:func:`log_likelihood` of checked log-densities."""
     rows, cols = _pixels(xs, ys, logp.shape)
     value = logp[rows, cols].mean()
-    if baseline is not None:
-        base = _as_log_density(baseline, "baseline log_density")
+    if base is not None:
         _check_same_shape(logp, base, "log_density and baseline")
         value = value - base[rows, cols].mean()
     return float(value / _LN2)
@@ -855,18 +880,24 @@ def optimal_saliency_map(
                 "auc_shuffled needs baseline_log_density, the distribution of its negatives"
             )
         base = _as_log_density(baseline_log_density, "baseline_log_density")
-        _check_same_shape(logp, base, "log_density and baseline_log_density")
-        both_zero = np.isneginf(logp) & np.isneginf(base)
-        with np.errstate(invalid="ignore"):
-            ratio = logp - base
-        ratio[both_zero] = -np.inf
-        return ratio
+        return _shuffled_ratio(logp, base)
     if metric in EMPIRICAL_MAP_METRICS:
         if sigma_px is None:
             raise ValueError(f"{metric} needs sigma_px, the blur of the empirical map")
         return _blur(np.exp(logp), sigma_px, truncate)
     known = sorted(DENSITY_METRICS | EMPIRICAL_MAP_METRICS | {"auc_shuffled"})
     raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(known)}")
+
+
+def _shuffled_ratio(logp: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """sAUC's optimal map ``log p - log b`` of checked log-densities (see
+    :func:`optimal_saliency_map`)."""
+    _check_same_shape(logp, base, "log_density and baseline_log_density")
+    with np.errstate(invalid="ignore"):
+        ratio = logp - base
+    if np.isneginf(logp).any():
+        ratio[np.isneginf(logp) & np.isneginf(base)] = -np.inf
+    return ratio
 
 
 def _density_metrics(
@@ -947,13 +978,17 @@ def evaluate_map(
         smap = _as_map(prediction, "saliency map")
         density_map = shuffled_map = empirical_map = smap
     elif mode == "probabilistic":
-        logp = _as_log_density(prediction, "log_density")
+        logp = _as_log_density(prediction, "log_density")  # each density is checked once
+        base = None
+        if baseline_log_density is not None:
+            base = _as_log_density(baseline_log_density, "baseline log_density")
         density_map = np.exp(logp)
         shuffled_map = density_map
         if shuffled_log_density is not None:
-            shuffled_map = optimal_saliency_map(
-                logp, "auc_shuffled", baseline_log_density=shuffled_log_density
-            )
+            shuffled = base
+            if shuffled_log_density is not baseline_log_density:
+                shuffled = _as_log_density(shuffled_log_density, "baseline_log_density")
+            shuffled_map = _shuffled_ratio(logp, shuffled)
         if sigma_px is None and ref_map is not None:
             raise ValueError("probabilistic mode needs sigma_px to build the CC/KL/SIM map")
         empirical_map = None if sigma_px is None else _blur(density_map, sigma_px, 4.0)
@@ -972,8 +1007,8 @@ def evaluate_map(
         results["kl_div"] = _kl(pred_map, ref, MIT_EPS)
         results["sim"] = _sim(pred_map, ref)
     if mode == "probabilistic":
-        if baseline_log_density is None:
-            baseline_log_density = np.full(logp.shape, -math.log(logp.size))
-        results["log_likelihood"] = log_likelihood(logp, xs, ys)
-        results["information_gain"] = information_gain(logp, baseline_log_density, xs, ys)
+        if base is None:
+            base = np.full(logp.shape, -math.log(logp.size))
+        results["log_likelihood"] = _log_likelihood(logp, xs, ys, None)
+        results["information_gain"] = _log_likelihood(logp, xs, ys, base)
     return results

@@ -245,6 +245,7 @@ class GoldStandard(ObserverConditionalModel):
         self.center_bias = CenterBiasKDE()
         self.pixels_per_degree: float = 24.0
         self._dataset: Dataset | None = None
+        self._fixed: tuple[tuple, np.ndarray] | None = None
 
     def _ppd(self, stimulus: Stimulus) -> float:
         if self._dataset is not None:
@@ -278,6 +279,7 @@ class GoldStandard(ObserverConditionalModel):
     def fit(self, train: Dataset, val: Dataset | None = None) -> None:
         """Fit the center bias on ``train``; choose bandwidth and weights on ``val``."""
         self.center_bias.fit(train)
+        self._fixed = None
         self.fit_tuning(val if val is not None else train)
 
     def fit_tuning(self, tune_data: Dataset) -> None:
@@ -336,10 +338,21 @@ class GoldStandard(ObserverConditionalModel):
     def log_density_without(self, stimulus: Stimulus, observer: int) -> np.ndarray:
         p = self.params
         kde = self._loo_density(stimulus, observer, p.bandwidth_deg)
-        cb = np.exp(self.center_bias.log_density(None, stimulus.size))
-        uniform = 1.0 / (stimulus.height * stimulus.width)
-        w_kde = 1 - p.center_bias_weight - p.uniform_weight
-        return np.log(w_kde * kde + p.center_bias_weight * cb + p.uniform_weight * uniform)
+        kde *= 1 - p.center_bias_weight - p.uniform_weight
+        kde += self._fixed_part(stimulus.size)
+        return np.log(kde, out=kde)
+
+    def _fixed_part(self, size: tuple[int, int]) -> np.ndarray:
+        """The center-bias and uniform part of the mixture on a (height, width) grid; the
+        last one is kept (every observer of an image, and images of one size, share it)."""
+        p = self.params
+        key = (size, p.center_bias_weight, p.uniform_weight)
+        if self._fixed is None or self._fixed[0] != key:
+            cb = np.exp(self.center_bias.log_density(None, size))
+            part = p.center_bias_weight * cb + p.uniform_weight / (size[0] * size[1])
+            part.flags.writeable = False
+            self._fixed = (key, part)
+        return self._fixed[1]
 
 
 @register_model("uniform", "Uniform density: the zero of information gain.")
