@@ -84,7 +84,12 @@ def test_numpy_upsampling_is_pytorchs():
     from salience.models.density import GridDensity
 
     rng = np.random.default_rng(1)
-    for cells, size in (((24, 32), (600, 800)), ((20, 15), (37, 1000)), ((8, 8), (8, 8))):
+    for cells, size in (
+        ((24, 32), (600, 800)),
+        ((20, 15), (37, 1000)),
+        ((8, 8), (8, 8)),
+        ((24, 32), (10, 7)),
+    ):
         log_cells = rng.normal(size=cells).astype(np.float32)
         theirs = GridDensity.upsample(torch.from_numpy(log_cells), size)
         np.testing.assert_allclose(upsample(log_cells, size), theirs, rtol=0, atol=1e-12)
