@@ -12,8 +12,10 @@ PyTorch path, so both backends share them.
 
 The graph's ``metadata_props`` carry the checkpoint's metadata (model config, trained
 conditions, scanpath sampler) and, under :data:`FORMAT_KEY`, what the runtime needs to feed
-it (see :func:`graph_info`). Only the dense family exports: SUM's selective scan and SalTR's
-query decoding are Python loops whose length the trace would fix to one input size.
+it (see :func:`graph_info`). Only the dense family exports. SUM's selective scan is a Python loop
+over a token sequence whose length follows the input size, which a trace would fix to one size;
+SalTR is no grid model (its density is a mixture of predicted fixations drawn at the image's
+size after the network) and would need its own runner: neither was attempted.
 
 int8 (:func:`quantize_int8`): static QDQ quantization, per output channel, of the backbone's
 convolutions only (the readouts, blur, prior and softmax stay float32), with activation ranges
