@@ -52,6 +52,7 @@ SUMMARY_FIELDS = (
     "first_y",
     "first_probability",
     "top10_area_share",
+    "viewports",
     "seconds",
 )
 
@@ -185,6 +186,8 @@ class ItemResult:
             "first_y": f"{prediction.fixations[0, 1]:.1f}",
             "first_probability": f"{prediction.fixation_probs[0]:.4f}",
             "top10_area_share": f"{top_area_share(prediction.density):.4f}",
+            # how many viewports a tall or wide image was predicted in (blank: predicted whole)
+            "viewports": prediction.tiled["viewports"] if prediction.tiled else "",
             "seconds": f"{seconds:.3f}",
         }
         return cls(image, name, "written", "", values)
@@ -254,6 +257,8 @@ def predict_settings(
         settings["windows"] = [w.label for w in predictor.windows]
     if predictor.condition is not None:  # the kind of data predicted for
         settings["condition"] = predictor.condition.kind
+    if predictor.tiler is not None:  # which images are predicted viewport by viewport, and how
+        settings["tiling"] = predictor.tiler.settings()
     return settings
 
 

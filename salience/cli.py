@@ -348,6 +348,11 @@ def eval_command(
                 instance = _density_model(name, condition, backend, load_pretrained)
                 if getattr(instance, "needs_fit", False):
                     instance.fit(fit_data)
+            if instance is not None and instance.needs_image:
+                # tall and wide images viewport by viewport, as 'salience predict' does them
+                from salience.models.tiling import TiledDensity
+
+                instance = TiledDensity(instance)
             result = evaluate(
                 instance,
                 evaluated,
@@ -610,8 +615,29 @@ def predict_command(
         f"{counts['written']} predicted, {counts['exists']} already done, "
         f"{counts['failed']} failed; outputs and summary.csv in {out}"
     )
+    _note_tiled(results, predictor)
     if counts["failed"]:
         raise typer.Exit(code=1)
+
+
+def _note_tiled(results, predictor) -> None:
+    """Say which images were predicted viewport by viewport (tall pages, wide panoramas), and
+    that web pages have their own condition where the model was trained on one (a screenshot
+    is never guessed at)."""
+    tiled = [r for r in results if r.values.get("viewports")]
+    if not tiled:
+        return
+    names = ", ".join(r.name for r in tiled[:3]) + (", ..." if len(tiled) > 3 else "")
+    console.print(
+        f"{len(tiled)} tall or wide image(s) predicted viewport by viewport and joined ({names}; "
+        "'tiled' in their _fixations.json, 'viewports' in summary.csv)"
+    )
+    trained = [c.kind for c in getattr(predictor.model, "trained", ())]
+    if predictor.condition is not None and predictor.condition.kind == "eye" and "ui" in trained:
+        console.print(
+            "note: predicted as natural images (condition eye); for screenshots of web pages "
+            "or apps use --condition ui"
+        )
 
 
 def _parquet_from_files(results, out: Path) -> None:

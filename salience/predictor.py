@@ -31,6 +31,11 @@ runs it.
 Viewing-time windows (0-1 s, 1-2 s, 2-3 s; ``predict(image, windows=True)``) come from the
 shipped window readouts (``salience/weights/windows.md``), which run on the default model's
 backbone in the same forward pass; other models' backbones are refused.
+
+Images much taller than wide (over 2:1, e.g. full-page screenshots) or much wider than tall
+(over 2.5:1) are predicted viewport by viewport and joined into one density
+(:mod:`salience.models.tiling`); ``Prediction.tiled`` says how, and degrees are then those of
+one viewport. ``Predictor(model, tiling=False)`` predicts every image whole.
 """
 
 from __future__ import annotations
@@ -55,13 +60,14 @@ from salience.io.images import (
     read_image,
     to_rgb_array,
 )
-from salience.models.base import DensityModel
+from salience.models.base import DensityModel, ImageDensityModel
 from salience.models.sampler import (
     DEFAULT_IMAGE_SPAN_DEGREES,
     Scanpaths,
     ScanpathSampler,
     greedy_fixations,
 )
+from salience.models.tiling import Tiler, Tiling
 
 if TYPE_CHECKING:
     from salience.data.conditions import Condition
@@ -140,6 +146,8 @@ class Prediction:
     image it was made from (for overlays). An image of more than :data:`WORKING_PIXELS` pixels
     is predicted at a reduced resolution (aspect kept): every array and coordinate is then in
     that resolution's pixels, and ``original_size`` is the full image's (height, width).
+    ``tiled``: for an image predicted viewport by viewport, how it was cut
+    (:meth:`salience.models.tiling.Tiling.describe`), else None.
     """
 
     log_density: np.ndarray  # (H, W) float64, natural log, logsumexp = 0
@@ -153,6 +161,7 @@ class Prediction:
     windows: list[WindowMap] = field(default_factory=list)
     image: np.ndarray | None = field(default=None, repr=False)  # (H, W, 3) uint8, the input
     original_size: tuple[int, int] | None = None  # the file's (height, width) when reduced
+    tiled: dict | None = None  # how a tall or wide image was cut into viewports (else None)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -194,6 +203,7 @@ class Prediction:
             ],
             "scanpath_seed": self.scanpath_seed,
             "scanpaths": [path.to_dict() for path in self.scanpaths],
+            "tiled": self.tiled,
         }
 
     def fixations_json(self) -> str:
@@ -252,6 +262,7 @@ class ModelOutput:
     log_density: np.ndarray  # (H, W) float64
     windows: np.ndarray | None = None  # (K, H, W) the viewing-time windows', when asked for
     original_size: tuple[int, int] | None = None  # the file's (height, width) when reduced
+    tiling: Tiling | None = None  # how a tall or wide image was cut into viewports
 
     @property
     def nbytes(self) -> int:
@@ -284,7 +295,8 @@ class Predictor:
     one with ``log_densities(images)`` (the grid models) runs batches in one forward pass.
     ``sampler``: the scanpath sampler (default: the checkpoint's, else OSIE's);
     ``n_fixations``: likely fixations per prediction; ``scanpath_length``: fixations per
-    sampled scanpath; ``image_degrees``: the viewing geometry (see the module docstring).
+    sampled scanpath; ``image_degrees``: the viewing geometry (see the module docstring);
+    ``tiling``: predict tall and wide images viewport by viewport (see the module docstring).
     """
 
     def __init__(
@@ -294,6 +306,7 @@ class Predictor:
         n_fixations: int = 10,
         image_degrees: float = DEFAULT_IMAGE_SPAN_DEGREES,
         scanpath_length: int = 10,
+        tiling: bool = True,
     ) -> None:
         if n_fixations < 1:
             raise ValueError(f"n_fixations must be at least 1, got {n_fixations}")
@@ -309,6 +322,7 @@ class Predictor:
         self.image_degrees = image_degrees
         self.scanpath_length = scanpath_length
         self._windowed: WindowedDensity | OnnxDensity | None = None
+        self.tiler = Tiler() if tiling else None
 
     @classmethod
     def from_pretrained(
@@ -391,21 +405,30 @@ class Predictor:
             im if isinstance(im, DecodedImage) else DecodedImage(im, im.shape[:2]) for im in images
         ]
         arrays = [d.pixels for d in decoded]
-        if windows:
-            maps = self._windowed_model().window_log_densities(arrays)
-        elif hasattr(self.model, "log_densities"):
-            maps = [(log_density, None) for log_density in self.model.log_densities(arrays)]
+        if self.tiler is None:
+            results = [(maps, None) for maps in self._maps(arrays, windows)]
         else:
-            maps = [(self.model.log_density(im, im.shape[:2]), None) for im in arrays]
+            results = self.tiler.run(arrays, lambda batch: self._maps(batch, windows))
         return [
             ModelOutput(
                 d.pixels,
-                log_density,
-                window_maps,
+                maps[0],
+                maps[1:] if windows else None,
                 None if d.pixels.shape[:2] == tuple(d.original_size) else tuple(d.original_size),
+                tiling,
             )
-            for d, (log_density, window_maps) in zip(decoded, maps, strict=True)
+            for d, (maps, tiling) in zip(decoded, results, strict=True)
         ]
+
+    def _maps(self, images: list[np.ndarray], windows: bool) -> list[np.ndarray]:
+        """Per uint8 RGB image the model's log-density and, with ``windows``, the viewing-time
+        windows' from the same forward pass, stacked: (1 or 1 + K, H, W)."""
+        if windows:
+            pairs = self._windowed_model().window_log_densities(images)
+            return [np.concatenate([own[None], each]) for own, each in pairs]
+        if isinstance(self.model, ImageDensityModel):
+            return [log_density[None] for log_density in self.model.log_densities(images)]
+        return [self.model.log_density(im, im.shape[:2])[None] for im in images]
 
     def pixels_per_degree(self, size: tuple[int, int]) -> float:
         """Pixels per degree of an image of ``size`` = (height, width) under the assumed
@@ -417,11 +440,13 @@ class Predictor:
     ) -> Prediction:
         """The :class:`Prediction` made from the model's output for an image: the likely
         fixations, ``scanpaths`` scanpaths sampled as :meth:`sample_scanpaths` does with
-        ``seed``, and the windows' maps if the output has them."""
+        ``seed``, and the windows' maps if the output has them. A tiled image's degrees are
+        those of one of its viewports."""
         if scanpaths < 0:
             raise ValueError(f"scanpaths must be >= 0, got {scanpaths}")
         log_density = output.log_density
-        ppd = self.pixels_per_degree(log_density.shape)
+        tiling = output.tiling
+        ppd = self.pixels_per_degree(log_density.shape if tiling is None else tiling.viewport)
         density = np.exp(log_density)
         density /= density.sum()
         points, probs = greedy_fixations(density, self.n_fixations, radius_px=ppd)
@@ -434,6 +459,7 @@ class Predictor:
             density,
             image=output.image,
             original_size=output.original_size,
+            tiled=None if tiling is None else tiling.describe(),
         )
         if scanpaths > 0:
             sampled = self.sample_scanpaths(prediction, scanpaths, self.scanpath_length, seed)
