@@ -285,6 +285,14 @@ def eval_command(
             "--checkpoint, e.g. an int8 copy from 'salience export --int8', runs as it is)."
         ),
     ] = "torch",
+    min_observers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Score only the images that at least this many observers viewed (e.g. 5 for "
+            "a gold standard worth the name on data with few viewers per image).",
+        ),
+    ] = 1,
 ) -> None:
     """Score models or a folder of maps on a dataset split: one row per model."""
     if mode not in MODES:
@@ -299,6 +307,11 @@ def eval_command(
         options = parse_dataset_options(dataset, dataset_option or [])
         data = load_dataset(dataset, root, pixels_per_degree, **options)
         evaluated = data.split(split)
+        if min_observers > 1:
+            kept = [s.id for s in evaluated if len(s.scanpaths) >= min_observers]
+            evaluated = evaluated.subset(kept, f"{evaluated.name} (>= {min_observers} observers)")
+            if not kept:
+                raise ValueError(f"no image of split {split!r} has {min_observers} observers")
         fit_data = data.split(fit_split)
     except (DataFormatError, ValueError, KeyError, FileNotFoundError) as exc:
         _fail(str(exc).strip("'\""))

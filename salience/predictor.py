@@ -54,6 +54,7 @@ from PIL import Image, ImageOps
 from salience.data.windows import Window
 from salience.io.images import (
     MAX_PIXELS,
+    WORKING_PIXELS,
     DecodedImage,
     ImageReadError,
     fit_size,
@@ -78,9 +79,6 @@ if TYPE_CHECKING:
 BACKENDS = ("torch", "onnxruntime")
 
 ImageLike = str | Path | Image.Image | np.ndarray | DecodedImage
-# Images with more pixels are predicted at a reduced resolution, decoded reduced: memory is set
-# by this, not by what a file claims (the network itself sees about 0.2 MP).
-WORKING_PIXELS = 2048 * 2048
 
 
 @dataclass(frozen=True, eq=False)

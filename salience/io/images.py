@@ -28,6 +28,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # MAX_IMAGE_PIXELS (about 13 400 x 13 400) when it opens a file; our limit is the same, so the
 # message is ours whichever check fires first.
 MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS
+# Images with more pixels are predicted at a reduced resolution, decoded reduced: memory is set
+# by this, not by what a file claims (the network itself sees about 0.2 MP).
+WORKING_PIXELS = 2048 * 2048
 # Refuse images whose longer side is more than this many times the shorter (e.g. 100000 x 1):
 # the network would see a sliver. Callers that handle such images pass ``max_aspect=None``.
 MAX_ASPECT = 20.0

@@ -61,12 +61,26 @@ class GridDensity(ImageDensityModel):
     ) -> GridDensity:
         """Rebuild the model a checkpoint describes, ready for inference, predicting for
         ``condition`` (one it was trained on; default eye tracking on natural images)."""
-        model, metadata = cls.format.load(path)
+        model, own = cls.format.load(path)
+        metadata = cls.conditions_beside(own, path)
         chosen = choose(condition, trained_conditions(metadata, str(path)), str(path))
+        if chosen not in trained_conditions(own, str(path)):
+            cls.load_condition(model, path, chosen)
         cls.for_inference(model.eval())
         if device is not None:
             model.to(device)
         return cls(model, metadata, chosen)
+
+    @classmethod
+    def conditions_beside(cls, metadata: dict[str, str], path: str | Path) -> dict[str, str]:
+        """A checkpoint's metadata with the conditions that files beside it add (a family with
+        such files says how, see :mod:`salience.models.dense.conditions`); none here."""
+        return metadata
+
+    @classmethod
+    def load_condition(cls, model: nn.Module, path: str | Path, condition: Condition) -> None:
+        """Load into ``model`` what the file beside ``path`` holds for ``condition``."""
+        raise NotImplementedError(f"{cls.__name__} keeps no conditions beside its checkpoints")
 
     @staticmethod
     def for_inference(model: nn.Module) -> None:

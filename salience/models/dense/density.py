@@ -10,9 +10,13 @@ loaded as float32.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
+from salience.data.conditions import Condition
+from salience.models.dense.conditions import apply_condition_prior, with_extra_conditions
 from salience.models.dense.model import DenseConfig, DenseSaliency
 from salience.models.density import GridDensity
 from salience.models.metadata import CheckpointFormat
@@ -39,6 +43,14 @@ class DenseDensity(GridDensity):
 
     name = "dense"
     format = FORMAT
+
+    @classmethod
+    def conditions_beside(cls, metadata: dict[str, str], path: str | Path) -> dict[str, str]:
+        return with_extra_conditions(metadata, path)
+
+    @classmethod
+    def load_condition(cls, model: nn.Module, path: str | Path, condition: Condition) -> None:
+        apply_condition_prior(model, path, condition)
 
     @staticmethod
     def for_inference(model: nn.Module) -> None:

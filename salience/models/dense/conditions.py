@@ -1,0 +1,104 @@
+"""More kinds of data for a dense checkpoint: a center-bias prior per condition, in a file beside it.
+
+Where people look on a web page differs from a photo less in what draws the eye (text, faces,
+contrast) than in where they start and how far they go: pages are read from the top left, photos
+from the center. A dense model's readouts end in a learned log center-bias prior (a 12 x 16 grid
+over the image, :class:`~salience.models.dense.model.Readout`), so a condition can be added by
+learning that prior alone on the new kind of data, every other weight shared.
+
+A checkpoint ``model.safetensors`` predicts for the conditions its metadata records and, for each
+file ``model-<kind>.safetensors`` beside it, for that kind too: such a file holds one
+``readouts.<k>.log_prior`` per readout, the sha256 of the backbone it was fitted on (it is
+refused on any other) and its condition (``conditions`` metadata: a list of one kind).
+:func:`write_condition_priors` writes one; ``salience/training/condition_prior.py`` fits them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from salience.data.conditions import METADATA_KEY, Condition, trained_conditions
+from salience.io.atomic import atomic_path
+from salience.models.dense.model import DenseSaliency
+from salience.models.metadata import CheckpointError, read_metadata, read_tensors
+
+PRIOR_KEY = "readouts.{}.log_prior"
+
+
+def condition_path(checkpoint: str | Path, condition: Condition) -> Path:
+    """Where the prior of ``condition`` for ``checkpoint`` lives: ``<stem>-<kind>.safetensors``."""
+    path = Path(checkpoint)
+    return path.with_name(f"{path.stem}-{condition.kind}{path.suffix}")
+
+
+def extra_conditions(checkpoint: str | Path) -> tuple[Condition, ...]:
+    """The conditions that files beside ``checkpoint`` add, in the order of :class:`Condition`."""
+    return tuple(c for c in Condition if condition_path(checkpoint, c).is_file())
+
+
+def with_extra_conditions(metadata: dict[str, str], checkpoint: str | Path) -> dict[str, str]:
+    """``metadata`` whose trained conditions include those the files beside it add."""
+    trained = list(trained_conditions(metadata, str(checkpoint)))
+    trained += [c for c in extra_conditions(checkpoint) if c not in trained]
+    return {**metadata, METADATA_KEY: json.dumps([c.kind for c in trained])}
+
+
+def apply_condition_prior(
+    model: DenseSaliency, checkpoint: str | Path, condition: Condition
+) -> None:
+    """Load the prior of ``condition`` from beside ``checkpoint`` into ``model``'s readouts; a
+    :class:`CheckpointError` naming the file if it was fitted on another backbone or model."""
+    path = condition_path(checkpoint, condition)
+    metadata = read_metadata(path)
+    found = model.backbone.weights_sha256()
+    if metadata.get("backbone_sha256") != found:
+        raise CheckpointError(
+            f"{path}: this {condition.kind} prior was fitted on another backbone "
+            f"(sha256 {metadata.get('backbone_sha256', 'none')[:12]}, this model's {found[:12]})"
+        )
+    tensors = read_tensors(path)
+    expected = {PRIOR_KEY.format(k) for k in range(len(model.readouts))}
+    if set(tensors) != expected:
+        raise CheckpointError(
+            f"{path}: holds {sorted(tensors)}, expected one prior per readout: {sorted(expected)}"
+        )
+    with torch.no_grad():
+        for k, readout in enumerate(model.readouts):
+            prior = tensors[PRIOR_KEY.format(k)]
+            if prior.shape != readout.log_prior.shape:
+                raise CheckpointError(
+                    f"{path}: prior of shape {tuple(prior.shape)}, the model's readouts have "
+                    f"{tuple(readout.log_prior.shape)}"
+                )
+            readout.log_prior.copy_(prior)
+
+
+def write_condition_priors(
+    path: str | Path,
+    model: DenseSaliency,
+    priors: torch.Tensor,
+    condition: Condition,
+    provenance: dict[str, object],
+) -> None:
+    """Write ``priors`` (readouts, rows, cols) as the ``condition`` file of ``model``'s
+    checkpoint (atomically); ``provenance`` (how they were fitted) goes into the metadata."""
+    if priors.shape != (len(model.readouts), *model.config.prior_grid):
+        raise ValueError(
+            f"priors must be ({len(model.readouts)}, {model.config.prior_grid}), "
+            f"got {tuple(priors.shape)}"
+        )
+    tensors = {
+        PRIOR_KEY.format(k): prior[None, None].float().contiguous()
+        for k, prior in enumerate(priors)
+    }
+    metadata = {
+        METADATA_KEY: json.dumps([condition.kind]),
+        "backbone_sha256": model.backbone.weights_sha256(),
+        "provenance": json.dumps(provenance),
+    }
+    with atomic_path(Path(path)) as temporary:
+        save_file(tensors, str(temporary), metadata=metadata)

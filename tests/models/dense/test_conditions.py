@@ -1,0 +1,88 @@
+"""A condition's prior beside a dense checkpoint: loaded for that condition only, checked, fitted."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from salience.data.conditions import Condition
+from salience.models.dense import DenseConfig, DenseSaliency
+from salience.models.dense.conditions import condition_path, write_condition_priors
+from salience.models.metadata import CheckpointError, read_metadata
+from salience.models.registry import load_checkpoint
+from salience.predictor import Predictor
+from salience.training.condition_prior import Viewport, cross_validate, fit, log_likelihood
+
+
+@pytest.fixture()
+def checkpoint(tiny_weights, tmp_path):
+    path = tmp_path / "tiny.safetensors"
+    shutil.copy(tiny_weights, path)
+    return path
+
+
+def _priors(model: DenseSaliency, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(len(model.readouts), *model.config.prior_grid, generator=generator)
+
+
+def test_a_prior_beside_the_checkpoint_adds_its_condition(checkpoint):
+    plain = load_checkpoint(checkpoint)
+    assert [c.kind for c in plain.trained] == ["eye"]
+    priors = _priors(plain.model)
+    write_condition_priors(
+        condition_path(checkpoint, Condition.USER_INTERFACE), plain.model, priors,
+        Condition.USER_INTERFACE, {"fitted": "in a test"},
+    )  # fmt: skip
+    eye = load_checkpoint(checkpoint)
+    ui = load_checkpoint(checkpoint, "ui")
+    assert [c.kind for c in eye.trained] == [c.kind for c in ui.trained] == ["eye", "ui"]
+    assert eye.condition == Condition.EYE_NATURAL and ui.condition == Condition.USER_INTERFACE
+    for k, (a, b) in enumerate(zip(eye.model.readouts, ui.model.readouts, strict=True)):
+        torch.testing.assert_close(b.log_prior[0, 0], priors[k])
+        torch.testing.assert_close(a.log_prior, plain.model.readouts[k].log_prior)
+    # the prior is all that differs: the same image, two conditions, two densities
+    image = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    a, b = Predictor(eye).predict(image), Predictor(ui).predict(image)
+    assert not np.allclose(a.log_density, b.log_density)
+    with pytest.raises(ValueError, match="trained on: eye, ui"):
+        load_checkpoint(checkpoint, "mouse")
+
+
+def test_a_prior_of_another_backbone_is_refused(checkpoint, tmp_path):
+    torch.manual_seed(1)
+    other = DenseSaliency(
+        DenseConfig(backbone_pretrained=False, image_size=(64, 96), input_pixels=64 * 96)
+    )
+    path = condition_path(checkpoint, Condition.USER_INTERFACE)
+    write_condition_priors(path, other, _priors(other), Condition.USER_INTERFACE, {})
+    assert read_metadata(path)["conditions"] == '["ui"]'
+    load_checkpoint(checkpoint)  # the eye condition does not read the file
+    with pytest.raises(CheckpointError, match="another backbone"):
+        load_checkpoint(checkpoint, "ui")
+
+
+def test_the_fit_learns_where_fixations_gather_and_cross_validation_says_so():
+    # readouts that see nothing (uniform members); fixations in the top-left quarter on one
+    # group of viewports, in the top half on the other: a prior can only gain there
+    rng = np.random.default_rng(0)
+    views = []
+    for i in range(8):
+        members = torch.full((3, 12, 16), -math.log(12 * 16))
+        rows = rng.integers(0, 6, 40)
+        cols = rng.integers(0, 8 if i % 2 else 16, 40)
+        views.append(Viewport(members, torch.from_numpy(rows * 16 + cols), f"site{i % 4}"))
+    start = torch.zeros(3, 12, 16)
+    fitted = fit(views, start, strength=0.0)
+    with torch.no_grad():
+        gained = float(log_likelihood(fitted, views) - log_likelihood(start, views))
+    assert gained > 0.5  # nats per fixation: the prior moved the mass to the top left
+    top = fitted[:, :6].mean() - fitted[:, 6:].mean()
+    assert top > 1.0
+    scores = cross_validate(views, start, strengths=(0.0, 10.0))
+    assert set(scores) == {0.0, 10.0, math.inf}
+    assert max(scores, key=scores.get) != math.inf  # the held-out sites gain too
