@@ -433,6 +433,49 @@ def _density_model(source, condition: str | None, backend: str, load_torch):
     return load_onnx(source, condition)
 
 
+@app.command("eval-diff")
+def eval_diff_command(
+    a: Annotated[Path, typer.Argument(help="Results of model A (salience eval --out).")],
+    b: Annotated[Path, typer.Argument(help="Results of model B, on the same images.")],
+    model_a: Annotated[
+        str | None, typer.Option(help="A's row in its file (when it holds several).")
+    ] = None,
+    model_b: Annotated[
+        str | None, typer.Option(help="B's row in its file (when it holds several).")
+    ] = None,
+    level: Annotated[
+        float, typer.Option(min=0.5, max=0.999, help="Confidence of the bootstrap interval.")
+    ] = 0.95,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap draws.")] = 0,
+) -> None:
+    """Is B better than A on these images? Per metric the mean paired difference B - A, its
+    standard error over images and a bootstrap interval; '*' marks an interval that leaves
+    out 0."""
+    from salience.evaluation.paired import paired_differences, read_per_image
+
+    try:
+        name_a, per_a = read_per_image(a, model_a)
+        name_b, per_b = read_per_image(b, model_b)
+        scored = [m for m in METRICS if all(m in v for v in [*per_a.values(), *per_b.values()])]
+        found = paired_differences(per_a, per_b, scored, level, seed=seed)
+    except ValueError as exc:
+        _fail(str(exc))
+    table = Table(
+        "metric", "B - A", "s.e.", f"{level:.0%} interval", "images",
+        title=f"B: {name_b} ({b.name})  minus  A: {name_a} ({a.name})",
+    )  # fmt: skip
+    for d in found:
+        mark = " *" if d.clear else ""
+        table.add_row(
+            d.metric,
+            f"{d.mean:+.4f}{mark}",
+            f"{d.se:.4f}",
+            f"[{d.low:+.4f}, {d.high:+.4f}]",
+            str(d.n),
+        )
+    Console(width=max(Console().width, 100)).print(table)
+
+
 @app.command("train")
 def train_command(
     config: Annotated[Path, typer.Argument(help="YAML training config (see configs/).")],
