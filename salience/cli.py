@@ -293,6 +293,13 @@ def eval_command(
             "a gold standard worth the name on data with few viewers per image).",
         ),
     ] = 1,
+    tiling: Annotated[
+        bool,
+        typer.Option(
+            help="Predict tall and wide images viewport by viewport, as 'salience predict' "
+            "does (--no-tiling: whole, squeezed into the network's input)."
+        ),
+    ] = True,
 ) -> None:
     """Score models or a folder of maps on a dataset split: one row per model."""
     if mode not in MODES:
@@ -361,7 +368,7 @@ def eval_command(
                 instance = _density_model(name, condition, backend, load_pretrained)
                 if getattr(instance, "needs_fit", False):
                     instance.fit(fit_data)
-            if instance is not None and instance.needs_image:
+            if tiling and instance is not None and instance.needs_image:
                 # tall and wide images viewport by viewport, as 'salience predict' does them
                 from salience.models.tiling import TiledDensity
 

@@ -100,3 +100,26 @@ def test_predict_command_reports_tiled_images(tiny_weights, tmp_path):
     assert page["tiled"]["direction"] == "down" and page["settings"]["tiling"]["overlap"] == 0.5
     assert json.loads((out / "photo_fixations.json").read_text())["tiled"] is None
     assert np.load(out / "page_density.npy").shape == (360, 100)
+
+
+def test_eval_scores_tall_images_viewport_by_viewport_unless_told(tiny_weights, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    rows = ["image,observer,x,y"]
+    for k in range(2):
+        Image.fromarray(_image(360, 100, k)).save(images / f"page{k}.png")
+        for observer in "abc":
+            for x, y in zip(rng.uniform(0, 100, 6), rng.uniform(0, 120, 6), strict=True):
+                rows.append(f"page{k}.png,{observer},{x:.1f},{y:.1f}")
+    (tmp_path / "fixations.csv").write_text("\n".join(rows) + "\n")
+    scores = {}
+    for flag in ("--tiling", "--no-tiling"):
+        out = tmp_path / f"{flag}.json"
+        args = ["eval", "--dataset", "csv", "--root", str(tmp_path / "fixations.csv")]
+        args += ["--pixels-per-degree", "20", "--split", "all", "--fit-split", "all"]
+        args += ["--tune-split", "all", "--checkpoint", str(tiny_weights), flag, "--out", str(out)]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        scores[flag] = json.loads(out.read_text())["results"][-1]["means"]["IG"]
+    assert scores["--tiling"] != scores["--no-tiling"]
