@@ -998,6 +998,14 @@ def export_command(
             "readouts that run on the shipped default model's backbone)."
         ),
     ] = False,
+    condition: Annotated[
+        str | None,
+        typer.Option(
+            help="With --readouts-only: the kind of data the readouts were trained on, so that "
+            "the file, put beside the base model as <stem>-<kind>.safetensors, adds that "
+            f"condition to it ({', '.join(KINDS)})."
+        ),
+    ] = None,
     format: Annotated[
         str,
         typer.Option(
@@ -1053,6 +1061,15 @@ def export_command(
     from salience.training.export import export_weights
 
     metadata: dict[str, str] = {}
+    if condition is not None:
+        from salience.data.conditions import METADATA_KEY, Condition
+
+        if not readouts_only:
+            _fail("--condition goes with --readouts-only (a condition file of readouts)")
+        try:
+            metadata[METADATA_KEY] = json.dumps([Condition.parse(condition).kind])
+        except ValueError as exc:
+            _fail(str(exc))
     if sampler_dataset is not None:
         if sampler_root is None:
             _fail("--sampler-dataset needs --sampler-root")

@@ -123,6 +123,17 @@ class Tiling:
         joined /= joined.sum(axis=(1, 2), keepdims=True)
         return np.log(joined)
 
+    def owners(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        """Per point (pixels of the image) the viewport whose blending weight is largest at it:
+        where a fixation counts when viewports are taken one by one (e.g. to train on them)."""
+        along = ys if self.axis == 0 else xs
+        position = np.clip(np.asarray(along).astype(int), 0, self.size[self.axis] - 1)
+        weights = np.zeros((len(self), len(position)))
+        for k, start in enumerate(self.starts):
+            inside = (position >= start) & (position < start + self.length)
+            weights[k, inside] = self.blend[k, position[inside] - start]
+        return weights.argmax(axis=0)
+
     def describe(self) -> dict[str, Any]:
         """JSON-ready: direction, viewports, their size, overlap and where the prior comes from."""
         height, width = self.viewport

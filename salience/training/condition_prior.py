@@ -85,8 +85,7 @@ def viewports(
                 crops, offsets, owner = [image], [0], np.zeros(len(xs), int)
             else:
                 crops, offsets = plan.crops(image), list(plan.starts)
-                along = ys if plan.axis == 0 else xs
-                owner = _owners(along, plan.starts, plan.length, plan.blend)
+                owner = plan.owners(xs, ys)
             for k, crop in enumerate(crops):
                 mine = owner == k
                 if not mine.any():
@@ -105,16 +104,6 @@ def viewports(
         for r, prior in zip(readouts, saved, strict=True):
             r.log_prior.copy_(prior)
     return found
-
-
-def _owners(along: np.ndarray, starts: Sequence[int], length: int, blend: np.ndarray) -> np.ndarray:
-    """Per fixation the viewport whose blending weight is largest at its row (or column)."""
-    position = np.clip(along.astype(int), 0, starts[-1] + length - 1)
-    weights = np.zeros((len(starts), len(position)))
-    for k, start in enumerate(starts):
-        inside = (position >= start) & (position < start + length)
-        weights[k, inside] = blend[k, position[inside] - start]
-    return weights.argmax(axis=0)
 
 
 def _members(density: DenseDensity, crop: np.ndarray) -> Tensor:

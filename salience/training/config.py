@@ -30,14 +30,18 @@ class ConfigError(ValueError):
 class SourceConfig:
     """One dataset split: loader name (``salience.data.load_dataset``), folder and split;
     ``limit`` keeps only its first images (quick runs, tests). ``condition`` is the kind of data,
-    for models conditioned on it (SUM, :class:`salience.models.sum.Condition`: 0 mouse tracking,
-    1 eye tracking on natural images, 2 e-commerce, 3 user interfaces); other models ignore it."""
+    for models conditioned on it (SUM, :class:`salience.data.conditions.Condition`: 0 mouse
+    tracking, 1 eye tracking on natural images, 3 user interfaces); other models ignore it.
+    ``pixels_per_degree`` and ``options`` are the reader's (:func:`salience.data.load_dataset`;
+    the ``csv`` reader needs the former)."""
 
     name: str = "osie"
     root: str = ""
     split: str = "train"
     limit: int | None = None
     condition: int | None = None
+    pixels_per_degree: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

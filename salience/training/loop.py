@@ -192,7 +192,9 @@ class Trainer:
         """The whole dataset a source names (loaded once per run)."""
         key = (source.name, source.root)
         if key not in self._datasets:
-            self._datasets[key] = load_dataset(source.name, source.root)
+            self._datasets[key] = load_dataset(
+                source.name, source.root, source.pixels_per_degree, **source.options
+            )
         return self._datasets[key]
 
     def _split(self, source: SourceConfig) -> Dataset:

@@ -7,10 +7,12 @@ over the image, :class:`~salience.models.dense.model.Readout`), so a condition c
 learning that prior alone on the new kind of data, every other weight shared.
 
 A checkpoint ``model.safetensors`` predicts for the conditions its metadata records and, for each
-file ``model-<kind>.safetensors`` beside it, for that kind too: such a file holds one
-``readouts.<k>.log_prior`` per readout, the sha256 of the backbone it was fitted on (it is
-refused on any other) and its condition (``conditions`` metadata: a list of one kind).
-:func:`write_condition_priors` writes one; ``salience/training/condition_prior.py`` fits them.
+file ``model-<kind>.safetensors`` beside it, for that kind too: such a file holds readout
+tensors that replace the model's for that kind (a ``readouts.<k>.log_prior`` per readout, or
+whole readouts), the sha256 of the backbone they were made on (refused on any other) and its
+condition (``conditions`` metadata: a list of one kind). ``salience/training/condition_prior.py``
+fits priors alone (:func:`write_condition_priors`); ``salience export --condition`` writes the
+readouts of a run trained on the kind (:func:`write_condition`).
 """
 
 from __future__ import annotations
@@ -47,34 +49,54 @@ def with_extra_conditions(metadata: dict[str, str], checkpoint: str | Path) -> d
     return {**metadata, METADATA_KEY: json.dumps([c.kind for c in trained])}
 
 
-def apply_condition_prior(
-    model: DenseSaliency, checkpoint: str | Path, condition: Condition
-) -> None:
-    """Load the prior of ``condition`` from beside ``checkpoint`` into ``model``'s readouts; a
-    :class:`CheckpointError` naming the file if it was fitted on another backbone or model."""
+def apply_condition(model: DenseSaliency, checkpoint: str | Path, condition: Condition) -> None:
+    """Load what the file of ``condition`` beside ``checkpoint`` holds (readout tensors: every
+    readout's prior, or whole readouts) into ``model``; a :class:`CheckpointError` naming the
+    file if it was made on another backbone or does not fit the readouts."""
     path = condition_path(checkpoint, condition)
     metadata = read_metadata(path)
     found = model.backbone.weights_sha256()
     if metadata.get("backbone_sha256") != found:
         raise CheckpointError(
-            f"{path}: this {condition.kind} prior was fitted on another backbone "
+            f"{path}: this {condition.kind} condition was made on another backbone "
             f"(sha256 {metadata.get('backbone_sha256', 'none')[:12]}, this model's {found[:12]})"
         )
     tensors = read_tensors(path)
-    expected = {PRIOR_KEY.format(k) for k in range(len(model.readouts))}
-    if set(tensors) != expected:
+    own = {k: v for k, v in model.state_dict().items() if k.startswith("readouts.")}
+    unknown = sorted(set(tensors) - set(own))
+    if unknown or not tensors:
         raise CheckpointError(
-            f"{path}: holds {sorted(tensors)}, expected one prior per readout: {sorted(expected)}"
+            f"{path}: holds tensors the model's readouts do not have: {unknown[:3] or 'none'}"
         )
+    for key, tensor in tensors.items():
+        if tensor.shape != own[key].shape:
+            raise CheckpointError(
+                f"{path}: {key} has shape {tuple(tensor.shape)}, the model's "
+                f"{tuple(own[key].shape)}"
+            )
     with torch.no_grad():
-        for k, readout in enumerate(model.readouts):
-            prior = tensors[PRIOR_KEY.format(k)]
-            if prior.shape != readout.log_prior.shape:
-                raise CheckpointError(
-                    f"{path}: prior of shape {tuple(prior.shape)}, the model's readouts have "
-                    f"{tuple(readout.log_prior.shape)}"
-                )
-            readout.log_prior.copy_(prior)
+        for key, tensor in tensors.items():
+            own[key].copy_(tensor)
+
+
+def write_condition(
+    path: str | Path,
+    model: DenseSaliency,
+    tensors: dict[str, torch.Tensor],
+    condition: Condition,
+    provenance: dict[str, object],
+) -> None:
+    """Write ``tensors`` (readout tensors of ``model``) as the ``condition`` file of ``model``'s
+    checkpoint, float16 as the shipped weights, atomically; ``provenance`` (how they were made)
+    goes into the metadata."""
+    metadata = {
+        METADATA_KEY: json.dumps([condition.kind]),
+        "backbone_sha256": model.backbone.weights_sha256(),
+        "provenance": json.dumps(provenance),
+    }
+    halves = {k: v.detach().half().contiguous() for k, v in tensors.items()}
+    with atomic_path(Path(path)) as temporary:
+        save_file(halves, str(temporary), metadata=metadata)
 
 
 def write_condition_priors(
@@ -85,20 +107,11 @@ def write_condition_priors(
     provenance: dict[str, object],
 ) -> None:
     """Write ``priors`` (readouts, rows, cols) as the ``condition`` file of ``model``'s
-    checkpoint (atomically); ``provenance`` (how they were fitted) goes into the metadata."""
+    checkpoint: a prior per readout, every other weight shared."""
     if priors.shape != (len(model.readouts), *model.config.prior_grid):
         raise ValueError(
             f"priors must be ({len(model.readouts)}, {model.config.prior_grid}), "
             f"got {tuple(priors.shape)}"
         )
-    tensors = {
-        PRIOR_KEY.format(k): prior[None, None].float().contiguous()
-        for k, prior in enumerate(priors)
-    }
-    metadata = {
-        METADATA_KEY: json.dumps([condition.kind]),
-        "backbone_sha256": model.backbone.weights_sha256(),
-        "provenance": json.dumps(provenance),
-    }
-    with atomic_path(Path(path)) as temporary:
-        save_file(tensors, str(temporary), metadata=metadata)
+    tensors = {PRIOR_KEY.format(k): prior[None, None] for k, prior in enumerate(priors)}
+    write_condition(path, model, tensors, condition, provenance)

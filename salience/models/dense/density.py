@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from salience.data.conditions import Condition
-from salience.models.dense.conditions import apply_condition_prior, with_extra_conditions
+from salience.models.dense.conditions import apply_condition, with_extra_conditions
 from salience.models.dense.model import DenseConfig, DenseSaliency
 from salience.models.density import GridDensity
 from salience.models.metadata import CheckpointFormat
@@ -50,7 +50,7 @@ class DenseDensity(GridDensity):
 
     @classmethod
     def load_condition(cls, model: nn.Module, path: str | Path, condition: Condition) -> None:
-        apply_condition_prior(model, path, condition)
+        apply_condition(model, path, condition)
 
     @staticmethod
     def for_inference(model: nn.Module) -> None:

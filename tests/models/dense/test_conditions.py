@@ -43,7 +43,7 @@ def test_a_prior_beside_the_checkpoint_adds_its_condition(checkpoint):
     assert [c.kind for c in eye.trained] == [c.kind for c in ui.trained] == ["eye", "ui"]
     assert eye.condition == Condition.EYE_NATURAL and ui.condition == Condition.USER_INTERFACE
     for k, (a, b) in enumerate(zip(eye.model.readouts, ui.model.readouts, strict=True)):
-        torch.testing.assert_close(b.log_prior[0, 0], priors[k])
+        torch.testing.assert_close(b.log_prior[0, 0], priors[k].half().float())  # float16 file
         torch.testing.assert_close(a.log_prior, plain.model.readouts[k].log_prior)
     # the prior is all that differs: the same image, two conditions, two densities
     image = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
@@ -86,3 +86,33 @@ def test_the_fit_learns_where_fixations_gather_and_cross_validation_says_so():
     scores = cross_validate(views, start, strengths=(0.0, 10.0))
     assert set(scores) == {0.0, 10.0, math.inf}
     assert max(scores, key=scores.get) != math.inf  # the held-out sites gain too
+
+
+def test_readouts_trained_on_a_kind_export_as_its_condition_file(checkpoint, tmp_path):
+    from safetensors.torch import load_file, save_file
+    from typer.testing import CliRunner
+
+    from salience.cli import app
+
+    # a run that fine-tuned the readouts on pages: same backbone, other readout weights
+    tensors = load_file(str(checkpoint))
+    metadata = read_metadata(checkpoint)
+    for key in tensors:
+        if key.startswith("readouts.") and key.endswith(".weight"):
+            tensors[key] = tensors[key] + 0.5
+    trained = tmp_path / "run-best.safetensors"
+    save_file(tensors, str(trained), metadata=metadata)
+    out = condition_path(checkpoint, Condition.USER_INTERFACE)
+    args = ["export", str(trained), str(out), "--readouts-only", "--condition", "ui"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert read_metadata(out)["conditions"] == '["ui"]'
+    ui, eye = load_checkpoint(checkpoint, "ui"), load_checkpoint(checkpoint)
+    changed = [k for k in tensors if k.startswith("readouts.") and k.endswith(".weight")]
+    for key in changed:
+        torch.testing.assert_close(
+            ui.model.state_dict()[key], tensors[key].half().float(), rtol=0, atol=0
+        )
+        assert not torch.equal(eye.model.state_dict()[key], ui.model.state_dict()[key])
+    refused = CliRunner().invoke(app, ["export", str(trained), str(out), "--condition", "ui"])
+    assert refused.exit_code == 2 and "--readouts-only" in refused.output
