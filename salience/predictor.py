@@ -377,7 +377,13 @@ class Predictor:
 
     def _windowed_model(self) -> WindowedDensity | OnnxDensity:
         """The model with the shipped viewing-time window readouts on its backbone, loaded on
-        first use; an error for a model whose backbone they were not trained on."""
+        first use; an error for a model whose backbone they were not trained on, or for another
+        kind of data than the one they were trained on (eye tracking on natural images)."""
+        if self.condition is not None and self.condition.kind != "eye":
+            raise ValueError(
+                "viewing-time windows were trained on eye tracking on natural images, not for "
+                f"condition {self.condition.kind!r}"
+            )
         if self._windowed is None and hasattr(self.model, "with_windows"):  # ONNX Runtime
             self._windowed = self.model.with_windows()
         if self._windowed is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from enum import IntEnum
+from pathlib import Path
 
 TOKEN_SLOTS = 4  # the decoder's condition tokens, as in the paper (one slot unused)
 METADATA_KEY = "conditions"  # checkpoint metadata: JSON list of the kinds a model was trained on
@@ -90,3 +91,15 @@ def choose(
             + ", ".join(c.kind for c in trained)
         )
     return condition
+
+
+def condition_path(checkpoint: str | Path, condition: Condition) -> Path:
+    """Where a file adding ``condition`` to ``checkpoint`` lives: ``<stem>-<kind>.safetensors``
+    beside it (see :mod:`salience.models.dense.conditions`)."""
+    path = Path(checkpoint)
+    return path.with_name(f"{path.stem}-{condition.kind}{path.suffix}")
+
+
+def extra_conditions(checkpoint: str | Path) -> tuple[Condition, ...]:
+    """The conditions that files beside ``checkpoint`` add, in the order of :class:`Condition`."""
+    return tuple(c for c in Condition if condition_path(checkpoint, c).is_file())

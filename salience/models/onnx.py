@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from salience.data.conditions import Condition, choose, trained_conditions
+from salience.data.conditions import Condition, choose, extra_conditions, trained_conditions
 from salience.data.windows import Window
 from salience.models.base import ImageDensityModel
 from salience.models.input_size import input_size_for
@@ -265,6 +265,12 @@ def load_onnx(
     shipped = not path.is_file()
     if shipped:  # a shipped model's name (a dense model, or the export says it is not one)
         path = shipped_weights(str(source))
+    if condition is not None:
+        if Condition.parse(condition) in extra_conditions(path):
+            raise ValueError(
+                f"condition {Condition.parse(condition).kind!r} of {path.name} comes from a file "
+                "beside it that the ONNX graph does not hold: use the torch backend for it"
+            )
     windows = None
     if shipped and path.stem == "default":  # the window readouts run on its backbone
 

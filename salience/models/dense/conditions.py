@@ -23,23 +23,18 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from salience.data.conditions import METADATA_KEY, Condition, trained_conditions
+from salience.data.conditions import (
+    METADATA_KEY,
+    Condition,
+    condition_path,
+    extra_conditions,
+    trained_conditions,
+)
 from salience.io.atomic import atomic_path
 from salience.models.dense.model import DenseSaliency
 from salience.models.metadata import CheckpointError, read_metadata, read_tensors
 
 PRIOR_KEY = "readouts.{}.log_prior"
-
-
-def condition_path(checkpoint: str | Path, condition: Condition) -> Path:
-    """Where the prior of ``condition`` for ``checkpoint`` lives: ``<stem>-<kind>.safetensors``."""
-    path = Path(checkpoint)
-    return path.with_name(f"{path.stem}-{condition.kind}{path.suffix}")
-
-
-def extra_conditions(checkpoint: str | Path) -> tuple[Condition, ...]:
-    """The conditions that files beside ``checkpoint`` add, in the order of :class:`Condition`."""
-    return tuple(c for c in Condition if condition_path(checkpoint, c).is_file())
 
 
 def with_extra_conditions(metadata: dict[str, str], checkpoint: str | Path) -> dict[str, str]:

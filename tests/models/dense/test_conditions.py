@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from salience.data.conditions import Condition
+from salience.data.conditions import Condition, condition_path
 from salience.models.dense import DenseConfig, DenseSaliency
-from salience.models.dense.conditions import condition_path, write_condition_priors
+from salience.models.dense.conditions import write_condition_priors
 from salience.models.metadata import CheckpointError, read_metadata
 from salience.models.registry import load_checkpoint
 from salience.predictor import Predictor
