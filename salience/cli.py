@@ -1174,6 +1174,12 @@ def serve_command(
         model_name=str(choice.checkpoint) if choice.checkpoint is not None else choice.model,
     )
     predictor = choice.predictor()
+    # the same model for the other kinds of data it was trained on: a request's condition
+    others = {
+        kind.kind: replace(choice, condition=kind.kind).predictor()
+        for kind in getattr(predictor.model, "trained", ())
+        if predictor.condition is not None and kind != predictor.condition
+    }
     try:
         sock = bind(host, port)
     except OSError as exc:
@@ -1183,4 +1189,5 @@ def serve_command(
         settings,
         sock,
         announce=lambda url: typer.echo(f"salience serve: {url} (API docs: {url}docs)"),
+        others=others,
     )

@@ -9,7 +9,7 @@ no work on the event loop: they check the request and hand it to the
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,9 +72,14 @@ class Service:
     """The state every request shares: the settings, the engine (model loaded once) and the
     worker pool (started and stopped with the application)."""
 
-    def __init__(self, predictor: Predictor, settings: ServiceSettings) -> None:
+    def __init__(
+        self,
+        predictor: Predictor,
+        settings: ServiceSettings,
+        others: Mapping[str, Predictor] | None = None,
+    ) -> None:
         self.settings = settings
-        self.engine = Engine(predictor, round(settings.cache_mb * 1e6))
+        self.engine = Engine(predictor, round(settings.cache_mb * 1e6), others)
         self._pool: InferencePool | None = None
 
     @property
@@ -212,6 +217,13 @@ RegionsField = Annotated[
         "[[x, y], ...]}]} or a bare list (pixels)."
     ),
 ]
+ConditionField = Annotated[
+    str | None,
+    Form(
+        description="The kind of data to predict for, one the server lists in /healthz "
+        "(e.g. eye: photos, ui: web pages and apps); default: the server's."
+    ),
+]
 RegionField = Annotated[
     list[str] | None,
     Form(description="NAME:x,y,w,h rectangles as on the command line (px, fractions or %)."),
@@ -231,6 +243,7 @@ async def healthz(service: ServiceDep) -> schemas.Health:
         queue=service.settings.queue,
         fixations=predictor.n_fixations,
         scanpath_length=predictor.scanpath_length,
+        conditions=service.engine.conditions,
     )
 
 
@@ -279,11 +292,14 @@ async def predict(
         bool, Form(description="Also maps of the viewing-time windows (0-1 s, 1-2 s, 2-3 s).")
     ] = False,
     density: Annotated[bool, Form(description="Include the density as base64 .npy.")] = False,
+    condition: ConditionField = None,
 ) -> dict:
     """Heatmap, overlay, likely first fixations (and scanpaths, windows, density) of an image."""
     maps = map_options(colormap, opacity, density)
     upload = await read_upload(image, "image")
-    return await service.pool.run(service.engine.predict, upload, maps, scanpaths, seed, windows)
+    return await service.pool.run(
+        service.engine.predict, upload, maps, scanpaths, seed, windows, condition
+    )
 
 
 @analysis_endpoint("/v1/aoi", schemas.AoiReport, repeatable=("region",))
@@ -295,12 +311,13 @@ async def aoi(
     k: KField = 3,
     samples: SamplesField = 1000,
     seed: SeedField = 0,
+    condition: ConditionField = None,
 ) -> dict:
     """Per region: share of attention, lift, and P(in the first k fixations) with its 95 %
     interval, as ``salience aoi`` reports them."""
     chosen = parse_regions(regions, region)
     upload = await read_upload(image, "image")
-    return await service.pool.run(service.engine.aoi, upload, chosen, k, samples, seed)
+    return await service.pool.run(service.engine.aoi, upload, chosen, k, samples, seed, condition)
 
 
 @analysis_endpoint("/v1/compare", schemas.Comparison, repeatable=("region",))
@@ -315,6 +332,7 @@ async def compare(
     seed: SeedField = 0,
     colormap: ColormapField = "jet",
     opacity: OpacityField = 0.5,
+    condition: ConditionField = None,
 ) -> dict:
     """Two designs: per-region deltas B - A (a 3 x 3 grid when no regions are given), the
     difference map, and both overlays, as ``salience compare`` reports them."""
@@ -322,7 +340,7 @@ async def compare(
     maps = map_options(colormap, opacity)
     upload_a, upload_b = await read_upload(a, "a"), await read_upload(b, "b")
     return await service.pool.run(
-        service.engine.compare, upload_a, upload_b, chosen, k, samples, seed, maps
+        service.engine.compare, upload_a, upload_b, chosen, k, samples, seed, maps, condition
     )
 
 
@@ -333,10 +351,16 @@ async def page() -> FileResponse:
     return FileResponse(STATIC / "index.html")
 
 
-def create_app(predictor: Predictor, settings: ServiceSettings | None = None) -> FastAPI:
-    """The service around a loaded ``predictor``: page, API, error handling, upload limit."""
+def create_app(
+    predictor: Predictor,
+    settings: ServiceSettings | None = None,
+    others: Mapping[str, Predictor] | None = None,
+) -> FastAPI:
+    """The service around a loaded ``predictor``: page, API, error handling, upload limit.
+    ``others``: the same model for the other kinds of data it was trained on, by kind (a
+    request's ``condition`` picks one)."""
     settings = settings or ServiceSettings()
-    service = Service(predictor, settings)
+    service = Service(predictor, settings, others)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

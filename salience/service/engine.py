@@ -15,7 +15,7 @@ import hashlib
 import io
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -144,10 +144,38 @@ class Engine:
     """The blocking half of every endpoint: each method runs on a worker thread and returns
     the response's JSON-ready dict, or raises :class:`ApiError`."""
 
-    def __init__(self, predictor: Predictor, cache_bytes: int) -> None:
+    def __init__(
+        self,
+        predictor: Predictor,
+        cache_bytes: int,
+        others: Mapping[str, Predictor] | None = None,
+    ) -> None:
         self.predictor = predictor
         self.cache = OutputCache(cache_bytes)
         self.windows_available = self._load_windows()
+        # the same model for the other kinds of data it was trained on (e.g. web pages)
+        own = None if predictor.condition is None else predictor.condition.kind
+        self.predictors: dict[str | None, Predictor] = {own: predictor, **(others or {})}
+        self.default_condition = own
+
+    @property
+    def conditions(self) -> list[str]:
+        """The kinds of data this server predicts for (the default first)."""
+        return [kind for kind in self.predictors if kind is not None]
+
+    def predictor_for(self, condition: str | None) -> Predictor:
+        """The predictor of a request's ``condition`` (None: the server's default); 422 for a
+        kind this server was not started with."""
+        if condition is None or condition == self.default_condition:
+            return self.predictor
+        if condition not in self.predictors:
+            known = ", ".join(self.conditions) or "none (the model takes no condition)"
+            raise ApiError(
+                422,
+                "unknown_condition",
+                f"condition {condition!r}: this server predicts for {known}",
+            )
+        return self.predictors[condition]
 
     def _load_windows(self) -> bool:
         """Load the viewing-time readouts now (not racing on first use in two threads);
@@ -160,8 +188,18 @@ class Engine:
 
     # ------------------------------------------------------------------ the model
 
-    def outputs(self, upload: Upload, windows: bool = False) -> ModelOutput:
-        """The model's outputs for an upload, from the cache when the same bytes came before."""
+    def outputs(
+        self, upload: Upload, windows: bool = False, condition: str | None = None
+    ) -> ModelOutput:
+        """The model's outputs for an upload (for ``condition``), from the cache when the same
+        bytes came before."""
+        predictor = self.predictor_for(condition)
+        if windows and predictor is not self.predictor:
+            raise ApiError(
+                422,
+                "windows_unavailable",
+                "viewing-time windows were trained on eye tracking on natural images only",
+            )
         if windows and not self.windows_available:
             raise ApiError(
                 422,
@@ -169,34 +207,46 @@ class Engine:
                 "viewing-time windows run on the default model's backbone; this server's model "
                 "has none",
             )
-        key = hashlib.sha256(upload.data).hexdigest()
+        key = f"{hashlib.sha256(upload.data).hexdigest()}/{condition or self.default_condition}"
         cached = self.cache.get(key)
         if cached is not None and (cached.windows is not None or not windows):
             return cached
         image = decode_upload(upload)
-        (found,) = self.predictor.run_model([image], windows)
+        (found,) = predictor.run_model([image], windows)
         self.cache.put(key, found)
         return found
 
     def prediction(
-        self, upload: Upload, scanpaths: int = 0, seed: int = 0, windows: bool = False
+        self,
+        upload: Upload,
+        scanpaths: int = 0,
+        seed: int = 0,
+        windows: bool = False,
+        condition: str | None = None,
     ) -> tuple[np.ndarray, Prediction]:
-        """The image and its :class:`~salience.predictor.Prediction`."""
-        out = self.outputs(upload, windows)
+        """The image and its :class:`~salience.predictor.Prediction` (for ``condition``)."""
+        out = self.outputs(upload, windows, condition)
         if not windows:
             out = replace(out, windows=None)
-        return out.image, self.predictor.prediction(out, upload.name, scanpaths, seed)
+        predictor = self.predictor_for(condition)
+        return out.image, predictor.prediction(out, upload.name, scanpaths, seed)
 
     # ------------------------------------------------------------------ endpoints
 
     def predict(
-        self, upload: Upload, maps: MapOptions, scanpaths: int, seed: int, windows: bool
+        self,
+        upload: Upload,
+        maps: MapOptions,
+        scanpaths: int,
+        seed: int,
+        windows: bool,
+        condition: str | None = None,
     ) -> dict[str, Any]:
         """``POST /v1/predict``: the fixations JSON of ``salience predict`` and the maps."""
-        image, prediction = self.prediction(upload, scanpaths, seed, windows)
+        image, prediction = self.prediction(upload, scanpaths, seed, windows, condition)
         record = prediction.fixations_dict()
         record["settings"] = predict_settings(
-            self.predictor, maps.colormap, maps.opacity, scanpaths, seed, windows
+            self.predictor_for(condition), maps.colormap, maps.opacity, scanpaths, seed, windows
         )
         height, width = prediction.size
         return {
@@ -217,10 +267,16 @@ class Engine:
         }
 
     def aoi(
-        self, upload: Upload, regions: Sequence[Region], k: int, samples: int, seed: int
+        self,
+        upload: Upload,
+        regions: Sequence[Region],
+        k: int,
+        samples: int,
+        seed: int,
+        condition: str | None = None,
     ) -> dict[str, Any]:
         """``POST /v1/aoi``: share, lift and P(in first k) with its interval, per region."""
-        _, prediction = self.prediction(upload)
+        _, prediction = self.prediction(upload, condition=condition)
         try:
             report = analyze(
                 prediction.density,
@@ -244,10 +300,11 @@ class Engine:
         samples: int,
         seed: int,
         maps: MapOptions,
+        condition: str | None = None,
     ) -> dict[str, Any]:
         """``POST /v1/compare``: both reports, per-region deltas B - A, the difference map."""
-        image_a, pred_a = self.prediction(a)
-        image_b, pred_b = self.prediction(b)
+        image_a, pred_a = self.prediction(a, condition=condition)
+        image_b, pred_b = self.prediction(b, condition=condition)
         try:
             report = compare(
                 pred_a.density,

@@ -30,6 +30,11 @@ class Health(BaseModel):
     queue: int = Field(description="Requests that may wait for a worker; more get 503.")
     fixations: int = Field(description="Likely fixations per prediction.")
     scanpath_length: int
+    conditions: list[str] = Field(
+        default_factory=list,
+        description="The kinds of data a request's 'condition' may name, the default first "
+        "(e.g. eye: photos, ui: web pages and apps); empty for a model without conditions.",
+    )
 
 
 class Colormaps(BaseModel):

@@ -4,7 +4,7 @@ printed), then serve on uvicorn until interrupted."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import uvicorn
 
@@ -43,10 +43,12 @@ def serve(
     sock: socket.socket,
     announce: Callable[[str], None] = print,
     log_level: str = "warning",
+    others: Mapping[str, Predictor] | None = None,
 ) -> None:
-    """Serve the app around ``predictor`` on the bound ``sock`` until Ctrl+C (or SIGTERM);
-    ``announce`` gets the address first."""
-    app = create_app(predictor, settings)
+    """Serve the app around ``predictor`` (and ``others``, the same model for its other
+    conditions) on the bound ``sock`` until Ctrl+C (or SIGTERM); ``announce`` gets the address
+    first."""
+    app = create_app(predictor, settings, others)
     config = uvicorn.Config(
         app,
         log_level=log_level,

@@ -69,8 +69,12 @@ class ThreadedServer:
 
 @pytest.fixture(scope="session")
 def live_server(predictor) -> Iterator[str]:
-    """The service around the default model, served on 127.0.0.1: its base URL."""
+    """The service around the default model (and its ``ui`` condition, for web pages), served
+    on 127.0.0.1: its base URL."""
+    from salience.predictor import Predictor
     from salience.service import ServiceSettings, create_app
 
-    with ThreadedServer(create_app(predictor, ServiceSettings(max_upload_mb=5))) as server:
+    others = {"ui": Predictor.from_pretrained(condition="ui")}
+    app = create_app(predictor, ServiceSettings(max_upload_mb=5), others)
+    with ThreadedServer(app) as server:
         yield server.url

@@ -373,6 +373,49 @@ def test_windows_refused_for_a_model_without_them(tiny_weights) -> None:
         assert predict(tiny_client).status_code == 200
 
 
+def test_a_request_picks_any_condition_the_model_was_trained_on(tiny_weights, tmp_path) -> None:
+    import shutil
+
+    import torch
+
+    from salience.data.conditions import Condition, condition_path
+    from salience.models.dense.conditions import write_condition_priors
+    from salience.predictor import Predictor
+
+    weights = tmp_path / "tiny.safetensors"
+    shutil.copy(tiny_weights, weights)
+    eye = Predictor.from_checkpoint(weights)
+    shape = (len(eye.model.model.readouts), *eye.model.model.config.prior_grid)
+    priors = torch.linspace(-3, 3, int(np.prod(shape))).reshape(shape)
+    ui_file = condition_path(weights, Condition.USER_INTERFACE)
+    write_condition_priors(ui_file, eye.model.model, priors, Condition.USER_INTERFACE, {})
+    eye = Predictor.from_checkpoint(weights)
+    ui = Predictor.from_checkpoint(weights, condition="ui")
+    app = create_app(eye, ServiceSettings(model_name="tiny"), {"ui": ui})
+    with TestClient(app) as tiny_client:
+        assert tiny_client.get("/healthz").json()["conditions"] == ["eye", "ui"]
+        as_photo = predict(tiny_client).json()
+        as_page = predict(tiny_client, {"condition": "ui"}).json()
+        assert (
+            predict(tiny_client, {"condition": "eye"}).json()["fixations"] == as_photo["fixations"]
+        )
+        assert as_page["fixations"] != as_photo["fixations"]  # not the cached photo outputs
+        assert as_page["settings"]["condition"] == "ui"
+        refused = predict(tiny_client, {"condition": "mouse"})
+        assert refused.status_code == 422 and refused.json()["error"] == "unknown_condition"
+        assert "eye, ui" in refused.json()["message"]
+        windows = predict(tiny_client, {"condition": "ui", "windows": "true"})
+        assert windows.status_code == 422 and windows.json()["error"] == "windows_unavailable"
+        files = {"image": ("a.png", small_example(), "image/png")}
+        shares = {}
+        for kind in ("eye", "ui"):
+            data = {"region": "top:0,0,1,0.5", "condition": kind}
+            answer = tiny_client.post("/v1/aoi", files=files, data=data)
+            assert answer.status_code == 200, answer.text
+            shares[kind] = answer.json()["regions"][0]["share"]
+        assert shares["eye"] != shares["ui"]
+
+
 # ---------------------------------------------------------------------- upload limit
 
 

@@ -207,3 +207,25 @@ def test_a_corrupt_file_shows_a_readable_error_and_the_page_goes_on(page) -> Non
     page.wait_for_function("() => document.querySelector('#error').textContent.includes('5 MB')")
     upload(page, EXAMPLE)  # and a good image still works
     assert page.locator("#canvas-wrap").is_visible()
+
+
+def test_the_image_kind_selector_predicts_again_for_web_pages(page) -> None:
+    from salience.predictor import Predictor
+
+    assert page.is_visible("#condition")
+    kinds = page.eval_on_selector_all("#condition option", "options => options.map(o => o.value)")
+    assert kinds == ["eye", "ui"]
+    upload(page, EXAMPLE)
+    photo = load_image(EXAMPLE)
+    as_photo = canvas(page)
+    with page.expect_response("**/v1/predict") as answer:
+        page.select_option("#condition", "ui")
+    assert answer.value.ok
+    page.wait_for_function("() => document.querySelector('#view').dataset.ready === 'true'")
+    wait_drawn(page)
+    page.wait_for_timeout(200)
+    density = Predictor.from_pretrained(condition="ui").predict(photo).density
+    expected = overlay(photo, density, "jet", 0.5).astype(np.int16)
+    shown = canvas(page)
+    assert np.abs(shown - expected).mean() < 2.0  # the page-trained readouts' map
+    assert np.abs(shown - as_photo).mean() > 2.0  # not the photo one

@@ -19,6 +19,8 @@
     opacityValue: $("#opacity-value"),
     colormap: $("#colormap"),
     windows: $("#windows"),
+    condition: $("#condition"),
+    conditionLabel: $("#condition-label"),
     windowChoice: $("#window-choice"),
     placeholder: $("#placeholder"),
     wrap: $("#canvas-wrap"),
@@ -185,6 +187,12 @@
     }
   }
 
+  // whether the images are predicted as another kind than the server's default (no windows)
+  function otherKind() {
+    const kinds = (state.config && state.config.conditions) || [];
+    return kinds.length > 0 && el.condition.value !== kinds[0];
+  }
+
   async function predict(item, text) {
     item.status = "predicting";
     renderThumbs();
@@ -193,7 +201,8 @@
     form.append("image", item.file, item.name);
     form.append("colormap", el.colormap.value || "jet");
     form.append("opacity", el.opacity.value);
-    form.append("windows", el.windows.checked && state.config && state.config.windows ? "true" : "false");
+    form.append("windows", el.windows.checked && state.config && state.config.windows && !otherKind() ? "true" : "false");
+    if (el.condition.value) form.append("condition", el.condition.value);
     try {
       const result = await api("/v1/predict", form);
       item.values = {};
@@ -428,6 +437,7 @@
     form.append("image", item.file, item.name);
     form.append("regions", regionsJson());
     form.append("k", el.k.value);
+    if (el.condition.value) form.append("condition", el.condition.value);
     try {
       const report = await api("/v1/aoi", form);
       if (seq !== state.aoiSeq) return;
@@ -643,6 +653,7 @@
     form.append("k", el.k.value);
     form.append("colormap", el.colormap.value || "jet");
     form.append("opacity", el.opacity.value);
+    if (el.condition.value) form.append("condition", el.condition.value);
     const done = startBusy(`Comparing ${a.name} and ${b.name}…`);
     el.compareRun.disabled = true;
     try {
@@ -826,6 +837,12 @@
     };
     el.opacity.addEventListener("input", redraw);
     el.colormap.addEventListener("change", redraw);
+    el.condition.addEventListener("change", () => {
+      // another kind of data is another model: predict the images again
+      for (const item of state.items) {
+        if (item.status === "done") predict(item, `Predicting ${item.name} as ${el.condition.selectedOptions[0].textContent}…`);
+      }
+    });
     el.windows.addEventListener("change", () => {
       const item = state.current;
       if (item && wantsWindows(item)) {
@@ -871,6 +888,14 @@
       }
       el.colormap.value = colormaps.default;
       el.windows.disabled = !config.windows;
+      const kinds = { eye: "photo", ui: "web page or app", mouse: "photo (mouse tracking)" };
+      for (const kind of config.conditions || []) {
+        const option = document.createElement("option");
+        option.value = kind;
+        option.textContent = kinds[kind] || kind;
+        el.condition.append(option);
+      }
+      el.conditionLabel.hidden = (config.conditions || []).length < 2;
       el.status.textContent = `model ${config.model} ready · up to ${config.max_upload_mb} MB per upload`;
       document.body.dataset.ready = "true";
     } catch (err) {
