@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile, params
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -32,7 +32,7 @@ from salience.analysis.render import COMMON_COLORMAPS, check_colormap, colormap_
 from salience.io.images import pixel_limit
 from salience.predictor import Predictor
 from salience.service import schemas
-from salience.service.engine import Engine, InferencePool, MapOptions, Upload
+from salience.service.engine import Engine, InferencePool, MapOptions, RegionQuery, Upload
 from salience.service.errors import ApiError, BodyLimit, install_error_handlers
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -72,14 +72,9 @@ class Service:
     """The state every request shares: the settings, the engine (model loaded once) and the
     worker pool (started and stopped with the application)."""
 
-    def __init__(
-        self,
-        predictor: Predictor,
-        settings: ServiceSettings,
-        others: Mapping[str, Predictor] | None = None,
-    ) -> None:
+    def __init__(self, engine: Engine, settings: ServiceSettings) -> None:
         self.settings = settings
-        self.engine = Engine(predictor, round(settings.cache_mb * 1e6), others)
+        self.engine = engine
         self._pool: InferencePool | None = None
 
     @property
@@ -251,12 +246,12 @@ def analysis_endpoint(
     path: str, response_model: type, repeatable: tuple[str, ...] = ()
 ) -> Callable[[Callable[..., Awaitable[dict]]], Callable[..., Awaitable[dict]]]:
     """Register an analysis endpoint that takes a multipart form at ``path``: its form fields
-    are the function's own parameters (all but ``service``), so the check of unknown fields
-    (:func:`form_fields`) cannot drift from what the endpoint reads."""
+    are the function's own parameters (all but ``service``) and those of the dependencies it
+    takes (e.g. :func:`region_form`), so the check of unknown fields (:func:`form_fields`)
+    cannot drift from what the endpoint reads."""
 
     def register(endpoint: Callable[..., Awaitable[dict]]) -> Callable[..., Awaitable[dict]]:
-        fields = [name for name in inspect.signature(endpoint).parameters if name != "service"]
-        check = Depends(form_fields(*fields, repeatable=repeatable))
+        check = Depends(form_fields(*_form_fields(endpoint), repeatable=repeatable))
         route = router.post(
             path,
             response_model=response_model,
@@ -267,6 +262,51 @@ def analysis_endpoint(
         return route(endpoint)
 
     return register
+
+
+def _form_fields(function: Callable[..., object]) -> list[str]:
+    """The form fields ``function`` reads: its parameters but ``service``, a dependency's own."""
+    fields = []
+    for name, parameter in inspect.signature(function, eval_str=True).parameters.items():
+        if name == "service":
+            continue
+        metadata = getattr(parameter.annotation, "__metadata__", ())
+        depends = [m for m in metadata if isinstance(m, params.Depends)]
+        fields += _form_fields(depends[0].dependency) if depends else [name]
+    return fields
+
+
+@dataclass(frozen=True)
+class RegionForm:
+    """The form fields of a region analysis, as sent (the endpoint parses the regions)."""
+
+    regions: str | None
+    region: list[str] | None
+    k: int
+    samples: int
+    seed: int
+    condition: str | None
+
+    def query(self, default_grid: bool = False) -> RegionQuery:
+        """The analysis asked for; 422 for malformed regions (or none, unless
+        ``default_grid``: the 3 x 3 grid)."""
+        chosen = parse_regions(self.regions, self.region, default_grid)
+        return RegionQuery(chosen, self.k, self.samples, self.seed, self.condition)
+
+
+def region_form(
+    regions: RegionsField = None,
+    region: RegionField = None,
+    k: KField = 3,
+    samples: SamplesField = 1000,
+    seed: SeedField = 0,
+    condition: ConditionField = None,
+) -> RegionForm:
+    """The fields ``/v1/aoi`` and ``/v1/compare`` share, declared once."""
+    return RegionForm(regions, region, k, samples, seed, condition)
+
+
+RegionFormDep = Annotated[RegionForm, Depends(region_form)]
 
 
 @router.get("/v1/colormaps", response_model=schemas.Colormaps, tags=["service"])
@@ -306,18 +346,13 @@ async def predict(
 async def aoi(
     service: ServiceDep,
     image: Annotated[UploadFile, File(description="The image.")],
-    regions: RegionsField = None,
-    region: RegionField = None,
-    k: KField = 3,
-    samples: SamplesField = 1000,
-    seed: SeedField = 0,
-    condition: ConditionField = None,
+    form: RegionFormDep,
 ) -> dict:
     """Per region: share of attention, lift, and P(in the first k fixations) with its 95 %
     interval, as ``salience aoi`` reports them."""
-    chosen = parse_regions(regions, region)
+    query = form.query()
     upload = await read_upload(image, "image")
-    return await service.pool.run(service.engine.aoi, upload, chosen, k, samples, seed, condition)
+    return await service.pool.run(service.engine.aoi, upload, query)
 
 
 @analysis_endpoint("/v1/compare", schemas.Comparison, repeatable=("region",))
@@ -325,23 +360,16 @@ async def compare(
     service: ServiceDep,
     a: Annotated[UploadFile, File(description="Design A.")],
     b: Annotated[UploadFile, File(description="Design B.")],
-    regions: RegionsField = None,
-    region: RegionField = None,
-    k: KField = 3,
-    samples: SamplesField = 1000,
-    seed: SeedField = 0,
+    form: RegionFormDep,
     colormap: ColormapField = "jet",
     opacity: OpacityField = 0.5,
-    condition: ConditionField = None,
 ) -> dict:
     """Two designs: per-region deltas B - A (a 3 x 3 grid when no regions are given), the
     difference map, and both overlays, as ``salience compare`` reports them."""
-    chosen = parse_regions(regions, region, default_grid=True)
+    query = form.query(default_grid=True)
     maps = map_options(colormap, opacity)
     upload_a, upload_b = await read_upload(a, "a"), await read_upload(b, "b")
-    return await service.pool.run(
-        service.engine.compare, upload_a, upload_b, chosen, k, samples, seed, maps, condition
-    )
+    return await service.pool.run(service.engine.compare, upload_a, upload_b, query, maps)
 
 
 @router.get("/", include_in_schema=False)
@@ -360,7 +388,7 @@ def create_app(
     ``others``: the same model for the other kinds of data it was trained on, by kind (a
     request's ``condition`` picks one)."""
     settings = settings or ServiceSettings()
-    service = Service(predictor, settings, others)
+    service = Service(Engine(predictor, round(settings.cache_mb * 1e6), others), settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

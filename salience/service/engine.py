@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image
 
-from salience.analysis.aoi import AoiReport, analyze, compare, resample_density
+from salience.analysis.aoi import AoiReport, ComparisonReport, analyze, compare, resample_density
 from salience.analysis.regions import Region, RegionError
 from salience.analysis.render import difference_map, display_map, gaze_plot, heatmap, overlay
 from salience.batch import predict_settings
@@ -138,6 +138,18 @@ class MapOptions:
     colormap: str = "jet"
     opacity: float = 0.5
     density: bool = False
+
+
+@dataclass(frozen=True)
+class RegionQuery:
+    """What a region analysis asks: the regions, the first ``k`` fixations that count as seen
+    early, ``samples`` sampled scanpaths from ``seed``, for ``condition`` (None: the default)."""
+
+    regions: Sequence[Region]
+    k: int
+    samples: int
+    seed: int
+    condition: str | None = None
 
 
 class Engine:
@@ -266,59 +278,33 @@ class Engine:
             ],
         }
 
-    def aoi(
-        self,
-        upload: Upload,
-        regions: Sequence[Region],
-        k: int,
-        samples: int,
-        seed: int,
-        condition: str | None = None,
-    ) -> dict[str, Any]:
+    def aoi(self, upload: Upload, query: RegionQuery) -> dict[str, Any]:
         """``POST /v1/aoi``: share, lift and P(in first k) with its interval, per region."""
-        _, prediction = self.prediction(upload, condition=condition)
-        try:
-            report = analyze(
-                prediction.density,
-                regions,
-                self.predictor.sampler,
-                prediction.pixels_per_degree,
-                k,
-                samples,
-                seed,
-            )
-        except RegionError as exc:
-            raise ApiError(422, "bad_regions", str(exc)) from None
+        _, prediction = self.prediction(upload, condition=query.condition)
+        report = self._analyzed(query, prediction)
         return _report(report, upload.name)
 
-    def compare(
-        self,
-        a: Upload,
-        b: Upload,
-        regions: Sequence[Region],
-        k: int,
-        samples: int,
-        seed: int,
-        maps: MapOptions,
-        condition: str | None = None,
-    ) -> dict[str, Any]:
-        """``POST /v1/compare``: both reports, per-region deltas B - A, the difference map."""
-        image_a, pred_a = self.prediction(a, condition=condition)
-        image_b, pred_b = self.prediction(b, condition=condition)
+    def _analyzed(
+        self, query: RegionQuery, *predictions: Prediction
+    ) -> AoiReport | ComparisonReport:
+        """``query`` on one prediction (:func:`analyze`) or two (:func:`compare`, B - A); 422
+        for regions the images cannot hold."""
+        sampler = self.predictor_for(query.condition).sampler
+        densities = [p.density for p in predictions]
+        ppds = [p.pixels_per_degree for p in predictions]
+        sampling = (query.k, query.samples, query.seed)
         try:
-            report = compare(
-                pred_a.density,
-                pred_b.density,
-                regions,
-                self.predictor.sampler,
-                pred_a.pixels_per_degree,
-                pred_b.pixels_per_degree,
-                k,
-                samples,
-                seed,
-            )
+            if len(predictions) == 1:
+                return analyze(densities[0], query.regions, sampler, ppds[0], *sampling)
+            return compare(*densities, query.regions, sampler, *ppds, *sampling)
         except RegionError as exc:
             raise ApiError(422, "bad_regions", str(exc)) from None
+
+    def compare(self, a: Upload, b: Upload, query: RegionQuery, maps: MapOptions) -> dict[str, Any]:
+        """``POST /v1/compare``: both reports, per-region deltas B - A, the difference map."""
+        image_a, pred_a = self.prediction(a, condition=query.condition)
+        image_b, pred_b = self.prediction(b, condition=query.condition)
+        report = self._analyzed(query, pred_a, pred_b)
         common = report.difference.shape
         dens_a, dens_b = pred_a.density, pred_b.density
         if dens_a.shape != common:
