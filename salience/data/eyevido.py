@@ -47,6 +47,13 @@ FIXATION_COLUMNS = ("page", "user", "order", "x", "y", "onset_ms", "duration_ms"
 PAGE_COLUMNS = ("page", "title", "url", "width", "height", "n_users", "n_fixations")
 
 
+def site_of(page: str) -> str:
+    """The web site of a page id (``s1_harvard_0`` -> ``harvard``): the unit of the split, and of
+    any cross-validation on these pages (pages of one site share a layout)."""
+    parts = page.split("_")
+    return parts[1] if len(parts) >= 3 else page
+
+
 def _rows(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[str, dict[str, str]]]:
     """:func:`csv_rows` of a CSV whose header must be exactly ``columns``."""
 

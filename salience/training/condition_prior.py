@@ -40,11 +40,12 @@ from torch import Tensor
 from salience.data import load_dataset
 from salience.data.conditions import Condition
 from salience.data.dataset import Dataset
-from salience.io.images import WORKING_PIXELS, read_image
+from salience.data.eyevido import site_of
 from salience.models.dense.conditions import write_condition_priors
 from salience.models.dense.density import DenseDensity
 from salience.models.registry import load_checkpoint
 from salience.models.tiling import Tiler
+from salience.training.viewports import Viewports
 
 STRENGTHS = (0.0, 0.1, 1.0, 10.0)  # L2 pull towards the model's own prior, per cell
 
@@ -56,12 +57,6 @@ class Viewport:
     members: Tensor  # (K, h, w) each readout's log-density with a zero prior
     cells: Tensor  # (n,) flat indices of the fixations' cells
     group: str  # what it may not be split from in cross-validation (its page's site)
-
-
-def site_of(stimulus_id: str) -> str:
-    """The web site of an EYEVIDO page id (``s1_harvard_0`` -> ``harvard``)."""
-    parts = stimulus_id.split("_")
-    return parts[1] if len(parts) >= 3 else stimulus_id
 
 
 @torch.no_grad()  # not inference mode: the fit differentiates through the members
@@ -77,29 +72,15 @@ def viewports(
         for r in readouts:
             r.log_prior.zero_()
         for stimulus in dataset:
-            decoded = read_image(stimulus.path, WORKING_PIXELS)  # as the Predictor decodes it
-            image = decoded.pixels
-            xs, ys = (v * decoded.scale for v in stimulus.fixations())
-            plan = tiler.plan(image.shape[:2])
-            if plan is None:
-                crops, offsets, owner = [image], [0], np.zeros(len(xs), int)
-            else:
-                crops, offsets = plan.crops(image), list(plan.starts)
-                owner = plan.owners(xs, ys)
-            for k, crop in enumerate(crops):
+            cut = Viewports.of(stimulus, tiler)
+            owner, xs, ys = cut.locate(*stimulus.fixations())
+            for k, crop in enumerate(cut.crops):
                 mine = owner == k
                 if not mine.any():
                     continue
-                x = xs[mine] - (offsets[k] if plan is not None and plan.axis == 1 else 0)
-                y = ys[mine] - (offsets[k] if plan is not None and plan.axis == 0 else 0)
                 members = _members(density, crop)  # (K, h, w)
-                found.append(
-                    Viewport(
-                        members,
-                        _cells(x, y, crop.shape[:2], members.shape[-2:]),
-                        site_of(stimulus.id),
-                    )
-                )
+                cells = _cells(xs[mine], ys[mine], crop.shape[:2], members.shape[-2:])
+                found.append(Viewport(members, cells, site_of(stimulus.id)))
     finally:
         for r, prior in zip(readouts, saved, strict=True):
             r.log_prior.copy_(prior)

@@ -24,19 +24,49 @@ import io
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from salience.data import load_dataset
-from salience.data.dataset import Dataset
+from salience.data.dataset import Dataset, Stimulus
+from salience.data.eyevido import site_of
 from salience.io.atomic import atomic_write
 from salience.io.images import WORKING_PIXELS, read_image
-from salience.models.tiling import Tiler
-from salience.training.condition_prior import site_of
+from salience.models.tiling import Tiler, Tiling
 
 COLUMNS = ("image", "observer", "x", "y", "onset", "duration")
+
+
+@dataclass(frozen=True)
+class Viewports:
+    """An image as the Predictor cuts it: decoded as it decodes it (``scale`` decoded pixels per
+    pixel of the stimulus), its viewports (the whole image when it is not cut, ``plan`` None)."""
+
+    crops: list[np.ndarray]  # uint8 (h, w, 3) each, top to bottom or left to right
+    plan: Tiling | None
+    scale: float
+
+    @classmethod
+    def of(cls, stimulus: Stimulus, tiler: Tiler) -> Viewports:
+        decoded = read_image(stimulus.path, WORKING_PIXELS)
+        plan = tiler.plan(decoded.pixels.shape[:2])
+        crops = [decoded.pixels] if plan is None else plan.crops(decoded.pixels)
+        return cls(crops, plan, decoded.scale)
+
+    def locate(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per fixation (pixels of the stimulus) the viewport it counts in (where its blending
+        weight is largest) and its position in that viewport's pixels."""
+        xs, ys = xs * self.scale, ys * self.scale
+        if self.plan is None:
+            return np.zeros(len(xs), int), xs, ys
+        owner = self.plan.owners(xs, ys)
+        start = np.asarray(self.plan.starts)[owner]
+        if self.plan.axis == 0:
+            return owner, xs, ys - start
+        return owner, xs - start, ys
 
 
 def write_viewports(
@@ -50,23 +80,17 @@ def write_viewports(
     rows: list[tuple] = []
     written: dict[str, list[str]] = {}
     for stimulus in dataset:
-        decoded = read_image(stimulus.path, WORKING_PIXELS)
-        pixels, scale = decoded.pixels, decoded.scale
-        plan = tiler.plan(pixels.shape[:2])
-        crops = [pixels] if plan is None else plan.crops(pixels)
-        starts = [0] if plan is None else list(plan.starts)
-        axis = 0 if plan is None else plan.axis
+        cut = Viewports.of(stimulus, tiler)
         names = []
         for scanpath in stimulus.scanpaths:
-            xs, ys = scanpath.x * scale, scanpath.y * scale
-            owner = np.zeros(len(xs), int) if plan is None else plan.owners(xs, ys)
+            owner, xs, ys = cut.locate(scanpath.x, scanpath.y)
             onset = scanpath.onset if scanpath.onset is not None else np.full(len(xs), math.nan)
             for k in np.unique(owner):
                 name = f"{stimulus.id}__{k:02d}.jpg"
                 mine = owner == k
-                x = xs[mine] - (starts[k] if axis == 1 else 0)
-                y = ys[mine] - (starts[k] if axis == 0 else 0)
-                for values in zip(x, y, onset[mine], scanpath.duration[mine], strict=True):
+                for values in zip(
+                    xs[mine], ys[mine], onset[mine], scanpath.duration[mine], strict=True
+                ):
                     rows.append((name, scanpath.observer, *values))
                 if name not in names:
                     names.append(name)
@@ -75,7 +99,7 @@ def write_viewports(
             if not path.is_file():
                 k = int(name.rsplit("__", 1)[1].split(".")[0])
                 buffer = io.BytesIO()
-                Image.fromarray(crops[k]).save(buffer, format="JPEG", quality=95)
+                Image.fromarray(cut.crops[k]).save(buffer, format="JPEG", quality=95)
                 atomic_write(path, buffer.getvalue())
         written[stimulus.id] = sorted(names)
     text = io.StringIO()
