@@ -905,8 +905,9 @@ def _shuffled_ratio(logp: np.ndarray, base: np.ndarray) -> np.ndarray:
     _check_same_shape(logp, base, "log_density and baseline_log_density")
     with np.errstate(invalid="ignore"):
         ratio = logp - base
-    if np.isneginf(logp).any():
-        ratio[np.isneginf(logp) & np.isneginf(base)] = -np.inf
+    zero = np.isneginf(logp)
+    if zero.any():
+        ratio[zero & np.isneginf(base)] = -np.inf
     return ratio
 
 
