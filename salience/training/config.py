@@ -33,7 +33,8 @@ class SourceConfig:
     for models conditioned on it (SUM, :class:`salience.data.conditions.Condition`: 0 mouse
     tracking, 1 eye tracking on natural images, 3 user interfaces); other models ignore it.
     ``pixels_per_degree`` and ``options`` are the reader's (:func:`salience.data.load_dataset`;
-    the ``csv`` reader needs the former)."""
+    the ``csv`` reader needs the former). ``hflip`` replaces ``data.augment.hflip`` for this
+    source: 0 for web pages, which are not mirror images of themselves."""
 
     name: str = "osie"
     root: str = ""
@@ -42,6 +43,7 @@ class SourceConfig:
     condition: int | None = None
     pixels_per_degree: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    hflip: float | None = None  # this source's mirror probability; None: data.augment.hflip
 
 
 @dataclass
@@ -282,6 +284,9 @@ def config_from_dict(tree: dict[str, Any]) -> Config:
             "data.cache_features needs a frozen backbone (optim.backbone_lr=0) and no zoom "
             "(data.augment.scale=[1, 1])"
         )
+    for i, source in enumerate(config.data.train):
+        if source.hflip is not None and not 0.0 <= source.hflip <= 1.0:
+            raise ConfigError(f"data.train[{i}].hflip: a probability is needed, got {source.hflip}")
     if min(config.data.augment.scale) < 1.0:
         raise ConfigError(f"data.augment.scale: zoom must be >= 1, got {config.data.augment.scale}")
     return config

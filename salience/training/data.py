@@ -87,7 +87,8 @@ class FixationDataset(torch.utils.data.Dataset):
     A sample is a dict: ``image`` float (3, h, w) in [0, 1], ``id``, ``index``, ``flip`` (whether
     it was mirrored), ``condition`` (the kind of data of its dataset, from ``conditions``, one
     per dataset; None when not given), and the arrays returned by ``target_fn`` as tensors.
-    Without ``augment`` the image is only resized; ``with_images=False`` leaves it out (training
+    Without ``augment`` the image is only resized; a sequence gives one per dataset (e.g. no
+    mirroring for web pages); ``with_images=False`` leaves it out (training
     on cached features). ``with_times`` hands ``target_fn`` the fixations' onsets and durations
     (onsets derived where the data has none, see :mod:`salience.data.windows`).
     """
@@ -97,7 +98,7 @@ class FixationDataset(torch.utils.data.Dataset):
         datasets: Sequence[Dataset],
         input_size: tuple[int, int],
         target_fn: TargetFn,
-        augment: AugmentConfig | None = None,
+        augment: AugmentConfig | Sequence[AugmentConfig | None] | None = None,
         seed: int = 0,
         cache_images: bool = False,
         with_images: bool = True,
@@ -111,9 +112,14 @@ class FixationDataset(torch.utils.data.Dataset):
         self.conditions: list[int | None] = [
             c for d, c in zip(datasets, conditions, strict=True) for _ in d
         ]
+        augments = augment if isinstance(augment, Sequence) else [augment] * len(datasets)
+        if len(augments) != len(datasets):
+            raise ValueError(f"{len(augments)} augmentations for {len(datasets)} datasets")
+        self.augments: list[AugmentConfig | None] = [
+            a for d, a in zip(datasets, augments, strict=True) for _ in d
+        ]
         self.input_size = tuple(input_size)
         self.target_fn = target_fn
-        self.augment = augment
         self.seed = seed
         self._cache: dict[int, np.ndarray] | None = {} if cache_images else None
         self.with_images = with_images
@@ -143,7 +149,7 @@ class FixationDataset(torch.utils.data.Dataset):
         epoch, index = key if isinstance(key, tuple) else (0, key)
         rng = np.random.default_rng([self.seed, epoch, index])
         stim = self.stimuli[index]
-        transform = Transform.draw(stim.size, self.input_size, self.augment, rng)
+        transform = Transform.draw(stim.size, self.input_size, self.augments[index], rng)
         xs, ys = stim.fixations()
         x, y, keep = transform.points(xs, ys)
         h, w = self.input_size

@@ -24,7 +24,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -302,7 +302,10 @@ class Trainer:
             train_sets,
             cfg.data.input_size,
             task.make_targets,
-            augment=cfg.data.augment,
+            augment=[
+                cfg.data.augment if s.hflip is None else replace(cfg.data.augment, hflip=s.hflip)
+                for s in cfg.data.train
+            ],
             seed=cfg.train.seed,
             cache_images=cfg.data.cache_images,
             with_images=not cfg.data.cache_features,

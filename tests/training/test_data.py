@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from salience.data import load_dataset
-from salience.training.config import AugmentConfig
+from salience.training.config import AugmentConfig, ConfigError, config_from_dict
 from salience.training.data import EpochSampler, FixationDataset, Transform, collate
 from salience.training.targets import form_targets
+from tests.training.conftest import tiny_tree
 
 
 def _dot_image(size: tuple[int, int], x: float, y: float, radius: int = 2) -> np.ndarray:
@@ -178,3 +179,19 @@ def test_no_fixations_give_an_empty_target(kind):
         np.zeros((0, 2)), np.zeros(0, int), kind, 10, np.random.default_rng(0)
     )
     assert points.shape == (0, 2) and weights.shape == (0,)
+
+
+def test_each_source_can_have_its_own_mirroring(small_osie, tmp_path):
+    data = load_dataset("osie", small_osie).split("train")
+    pages = data.subset(data.ids[:3])
+    always, never = AugmentConfig(1.0, (1.0, 1.0)), AugmentConfig(0.0, (1.0, 1.0))
+    dataset = FixationDataset([data, pages], (96, 128), _pooled, [always, never])
+    flips = [dataset[(e, i)]["flip"] for e in range(3) for i in range(len(dataset))]
+    assert flips.count(True) == 3 * len(data)  # every photo sample mirrored, no page one
+    assert not any(dataset[(e, len(data) + i)]["flip"] for e in range(3) for i in range(3))
+    with pytest.raises(ValueError, match="2 augmentations for 1 datasets"):
+        FixationDataset([data], (96, 128), _pooled, [always, never])
+    tree = tiny_tree(small_osie, tmp_path)
+    tree["data"]["train"][0]["hflip"] = 1.5
+    with pytest.raises(ConfigError, match=r"data.train\[0\].hflip"):
+        config_from_dict(tree)
