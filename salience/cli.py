@@ -518,6 +518,47 @@ def train_command(
         )
 
 
+@app.command("cv")
+def cv_command(
+    config: Annotated[Path, typer.Argument(help="YAML training config (see configs/).")],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(help="Dotted key=value overrides, e.g. optim.lr=3e-4 train.epochs=5."),
+    ] = None,
+    folds: Annotated[int, typer.Option(min=2, help="Folds (by image) of the training images.")] = 5,
+    fold: Annotated[
+        list[int] | None,
+        typer.Option(help="Run only this fold (from 0; repeat for several); default all."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder of the runs (default: the config's train.out + -cv)."),
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(help="auto, cpu, cuda or cuda:N (default: the config's).")
+    ] = None,
+) -> None:
+    """Cross-validate a config on its training images: one run per fold, held-out scores pooled
+    (crossval.md and crossval.json); finished folds are kept, an interrupted one resumes."""
+    from salience.training import ConfigError, load_config
+    from salience.training.crossval import cross_validate
+
+    try:
+        cfg = load_config(config, overrides or [])
+    except (ConfigError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    out = out or Path(f"{cfg.train.out}-cv")
+    try:
+        table = cross_validate(cfg, folds, out, fold, device=device, console=console)
+    except (KeyError, ValueError, FileNotFoundError, DataFormatError) as exc:
+        _fail(str(exc))
+    if table["epochs"]:
+        console.print((out / "crossval.md").read_text())
+    else:
+        done = len(table["finished_folds"])
+        console.print(f"{done} of {folds} folds finished; the pooled table needs them all ({out})")
+
+
 @app.command("predict")
 @runs_model
 def predict_command(

@@ -211,6 +211,20 @@ class Dataset:
             )
         return replace(self, stimuli=[index[i] for i in ids], name=name or self.name)
 
+    def fold(self, k: int, n: int, complement: bool = False) -> Dataset:
+        """Fold ``k`` of ``n`` of these stimuli (folds by image, from a fixed permutation of the
+        sorted ids, so every fold is the same on every machine), or with ``complement`` all the
+        stimuli outside it: the training and held-out parts of a cross-validation."""
+        if not 0 <= k < n or n < 2:
+            raise ValueError(f"fold {k} of {n}: need 0 <= k < n and n >= 2")
+        if n > len(self.stimuli):
+            raise ValueError(f"{self.name}: {len(self.stimuli)} images cannot make {n} folds")
+        order = np.random.default_rng(0).permutation(sorted(self.ids))
+        held = set(order[k::n])
+        ids = [i for i in self.ids if (i in held) != complement]
+        part = "without fold" if complement else "fold"
+        return self.subset(ids, name=f"{self.name} ({part} {k + 1}/{n})")
+
     def split(self, name: str) -> Dataset:
         """The named split (``"all"`` is the whole dataset)."""
         if name == "all":

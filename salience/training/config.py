@@ -44,6 +44,10 @@ class SourceConfig:
     pixels_per_degree: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
     hflip: float | None = None  # this source's mirror probability; None: data.augment.hflip
+    # cross-validation (salience.training.crossval): [k, n] keeps fold k (from 0) of n of the
+    # split's images (Dataset.fold); with fold_complement the images outside fold k
+    fold: tuple[int, int] | None = None
+    fold_complement: bool = False
 
 
 @dataclass
@@ -64,7 +68,9 @@ class DataConfig:
     """What to train and validate on, and how images reach the model."""
 
     train: list[SourceConfig] = field(default_factory=list)
-    val: SourceConfig | None = None
+    # validated every eval.every epochs; several sources are scored each on its own (and the
+    # best epoch is chosen by their mean)
+    val: SourceConfig | list[SourceConfig] | None = None
     input_size: tuple[int, int] = (288, 384)  # (height, width)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     num_workers: int = 0
@@ -75,6 +81,13 @@ class DataConfig:
     feature_cache_dir: str | None = None  # also keep them on disk here, for later runs
     # images of the first training source held out of training to calibrate post-processing
     calibration_images: int = 0
+
+    @property
+    def val_sources(self) -> list[SourceConfig]:
+        """The validation sources as a list (none, one or several)."""
+        if self.val is None:
+            return []
+        return list(self.val) if isinstance(self.val, list) else [self.val]
 
 
 @dataclass
@@ -287,6 +300,15 @@ def config_from_dict(tree: dict[str, Any]) -> Config:
     for i, source in enumerate(config.data.train):
         if source.hflip is not None and not 0.0 <= source.hflip <= 1.0:
             raise ConfigError(f"data.train[{i}].hflip: a probability is needed, got {source.hflip}")
+    for key, source in [("data.train", s) for s in config.data.train] + [
+        ("data.val", s) for s in config.data.val_sources
+    ]:
+        if source.fold is not None and not (
+            source.fold[1] >= 2 and 0 <= source.fold[0] < source.fold[1]
+        ):
+            raise ConfigError(
+                f"{key}: fold [k, n] needs 0 <= k < n and n >= 2, got {list(source.fold)}"
+            )
     if min(config.data.augment.scale) < 1.0:
         raise ConfigError(f"data.augment.scale: zoom must be >= 1, got {config.data.augment.scale}")
     return config

@@ -7,9 +7,10 @@ per device, rank 0 writing checkpoints and logs; otherwise the same code runs in
 step's batch (:class:`~salience.training.data.EpochSampler`), and the losses divide by counts
 over the whole batch (:attr:`Task.global_denominators`), so N processes take the steps one
 process would (up to float rounding and dropout's random draws, which differ per process).
-After every ``eval.every`` epochs rank 0 scores the model on the validation split with
+After every ``eval.every`` epochs rank 0 scores the model on each validation source with
 :func:`salience.evaluation.evaluate.evaluate` (center bias fitted on the validation dataset's ``train``
-split), keeps ``best.safetensors`` by ``eval.metric`` and rewrites ``log.jsonl``.
+split, less the validated images), keeps ``best.safetensors`` by ``eval.metric`` (the mean over
+the sources) and rewrites ``log.jsonl``; per-image scores go to ``val/``.
 
 Resuming restores weights, optimizer, scheduler, scaler, RNGs and the position inside the epoch,
 so an interrupted run continues exactly where it stopped.
@@ -24,7 +25,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from torch.utils.data import DataLoader
 
 from salience.data import load_dataset
 from salience.data.dataset import Dataset
-from salience.evaluation.evaluate import evaluate, explainable_information_gain
+from salience.evaluation.evaluate import evaluate, explainable_information_gain, write_results
 from salience.io.atomic import atomic_write
 from salience.models.baselines import CenterBiasKDE, fit_references
 from salience.training.checkpoint import (
@@ -143,6 +144,17 @@ def _load_init(model: nn.Module, path: str) -> None:
 
 
 @dataclass
+class Validation:
+    """One validation source, ready to score: its images and the two ends of the IG scale."""
+
+    label: str
+    source: SourceConfig
+    images: Dataset
+    center_bias: CenterBiasKDE
+    gold_ig: float | None
+
+
+@dataclass
 class _Run:
     """What one training run holds while it trains."""
 
@@ -158,7 +170,7 @@ class _Run:
     calibration: Dataset | None
     amp_dtype: torch.dtype | None  # autocast's dtype, None without mixed precision
     bank: FeatureBank | None = None
-    validation: tuple[Dataset, CenterBiasKDE, float | None] | None = None
+    validation: list[Validation] = field(default_factory=list)  # rank 0's; none elsewhere
     ddp: nn.Module | None = None  # the model, wrapped by DDP in a distributed run
 
     @property
@@ -199,7 +211,11 @@ class Trainer:
 
     def _split(self, source: SourceConfig) -> Dataset:
         split = self._load(source).split(source.split)
-        return split.subset(split.ids[: source.limit]) if source.limit else split
+        if source.limit:
+            split = split.subset(split.ids[: source.limit])
+        if source.fold is not None:
+            split = split.fold(*source.fold, complement=source.fold_complement)
+        return split
 
     def _splits(self) -> tuple[list[Dataset], Dataset | None]:
         """Training datasets, minus the calibration images held out of the first one."""
@@ -217,14 +233,21 @@ class Trainer:
         calibration = first.subset(held, name=f"{first.name}-calibration")
         return [first.subset(kept), *train[1:]], calibration
 
-    def _validation(self) -> tuple[Dataset, CenterBiasKDE, float | None] | None:
-        """Validation split, the center bias fitted on its dataset's train split, gold IG."""
-        source = self.config.data.val
-        if source is None:
-            return None
-        val = self._split(source)
-        center_bias, _, gold_ig = fit_references(self._load(source).split("train"), val, val)
-        return val, center_bias, gold_ig
+    def _validation(self) -> list[Validation]:
+        """Per validation source: its images, the center bias fitted on its dataset's train
+        split (less any validated image: a fold of the train split), the gold standard's IG."""
+        sources = self.config.data.val_sources
+        names = [s.name for s in sources]
+        found = []
+        for source in sources:
+            val = self._split(source)
+            held = set(val.ids)
+            train = self._load(source).split("train")
+            train = train.subset([i for i in train.ids if i not in held])
+            center_bias, _, gold_ig = fit_references(train, val, val)
+            label = source.name if names.count(source.name) == 1 else f"{source.name}[{len(found)}]"
+            found.append(Validation(label, source, val, center_bias, gold_ig))
+        return found
 
     def _optimizer(self, model: nn.Module, task: Task) -> torch.optim.Optimizer:
         optim = self.config.optim
@@ -372,7 +395,7 @@ class Trainer:
             save_config(self.config, self.out_dir / "config.yaml")
         if self.config.data.cache_features:
             run.bank = self._feature_bank(run.task, run.model, run.train_set)
-        run.validation = self._validation() if self.dist.is_main else None
+        run.validation = self._validation() if self.dist.is_main else []
         if self.dist.enabled:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             run.ddp = DistributedDataParallel(run.model, device_ids=device_ids)
@@ -452,10 +475,10 @@ class Trainer:
         """Validate when due, keep the best weights, log, and checkpoint when due."""
         cfg = self.config
         epoch = record["epoch"]
-        if run.validation is not None and (
-            epoch % cfg.eval.every == 0 or epoch == cfg.train.epochs
-        ):
-            record.update(self._validate(run.model, run.task, run.calibration, run.validation))
+        if run.validation and (epoch % cfg.eval.every == 0 or epoch == cfg.train.epochs):
+            record.update(
+                self._validate(run.model, run.task, run.calibration, run.validation, epoch)
+            )
             self._keep_best(run.model, run.task, state, record)
         state["log"].append(record)
         self._report(record, state)
@@ -500,28 +523,48 @@ class Trainer:
         model: nn.Module,
         task: Task,
         calibration: Dataset | None,
-        validation: tuple[Dataset, CenterBiasKDE, float | None],
+        validation: list[Validation],
+        epoch: int,
     ) -> dict[str, Any]:
-        """Calibrate on held-out training images, then score the validation split."""
-        val, center_bias, gold_ig = validation
+        """Calibrate on held-out training images, then score every validation source. With
+        several, ``val/<metric>`` is their mean and ``val[<label>]/<metric>`` each one's. The
+        per-image values go to ``val/epoch-<e>.json`` (cross-validation pools them)."""
         model.eval()
         start = time.perf_counter()
         chosen = task.calibrate(model, calibration) if calibration is not None else {}
-        result = evaluate(
-            task.density(model, self.config.data.val.condition),
-            val,
-            center_bias=center_bias,
-            mode=self.config.eval.mode,
-            sigma_deg=self.config.eval.sigma_deg,
-        )
-        model.train()
-        record: dict[str, Any] = {f"val/{k}": v for k, v in result.means.items()}
-        if gold_ig is not None:
-            record["val/explained_IG_percent"] = explainable_information_gain(
-                result.means["IG"], 0.0, gold_ig
+        results, scores = [], []
+        for v in validation:
+            result = evaluate(
+                task.density(model, v.source.condition),
+                v.images,
+                center_bias=v.center_bias,
+                mode=self.config.eval.mode,
+                sigma_deg=self.config.eval.sigma_deg,
             )
+            results.append(result)
+            score = dict(result.means)
+            if v.gold_ig is not None:
+                score["gold_IG"] = v.gold_ig
+                score["explained_IG_percent"] = explainable_information_gain(
+                    result.means["IG"], 0.0, v.gold_ig
+                )
+            scores.append(score)
+        model.train()
+        record: dict[str, Any] = {}
+        if len(validation) > 1:
+            for v, score in zip(validation, scores, strict=True):
+                record.update({f"val[{v.label}]/{k}": value for k, value in score.items()})
+        shared = set.intersection(*(set(score) for score in scores))
+        record.update(
+            {f"val/{k}": float(np.mean([score[k] for score in scores])) for k in sorted(shared)}
+        )
         record.update({f"calibration/{k}": v for k, v in chosen.items()})
         record["val_seconds"] = time.perf_counter() - start
+        (self.out_dir / "val").mkdir(parents=True, exist_ok=True)
+        sources = [{"label": v.label, "gold_IG": v.gold_ig} for v in validation]
+        write_results(
+            results, self.out_dir / "val" / f"epoch-{epoch:03d}.json", {"sources": sources}
+        )
         return record
 
     def _keep_best(self, model: nn.Module, task: Task, state: dict, record: dict) -> None:

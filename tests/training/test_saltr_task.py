@@ -72,9 +72,20 @@ def test_forward_from_cached_features_equals_forward(task_and_model, small_osie,
         model, torch.stack([dataset.plain_image(2, True), dataset.plain_image(0)])
     )[0]
     torch.testing.assert_close(level, expected)
-    assert len(list(tmp_path.glob("features-*.pt"))) == 1
+    (folder,) = tmp_path.glob("features-*")
+    assert len(list(folder.glob("*.pt"))) == 3  # one file per image
     again = FeatureBank.build(task, model, dataset, torch.device("cpu"), 4, cache_dir=tmp_path)
     torch.testing.assert_close(again.levels[0], bank.levels[0])
+    # a subset in another order reads the same images' files: nothing is computed
+    part = FixationDataset([data.subset(data.ids[2::-2])], (64, 96), task.make_targets)
+    encode, batches = task.encode, []
+    task.encode = lambda model, images: batches.append(len(images)) or encode(model, images)
+    try:
+        subset = FeatureBank.build(task, model, part, torch.device("cpu"), 4, cache_dir=tmp_path)
+    finally:
+        del task.encode
+    assert batches == [1]  # only the probe of the cache key's feature shapes
+    torch.testing.assert_close(subset.levels[0], bank.levels[0][[2, 0]])
 
 
 def test_calibration_likelihood_matches_the_density():

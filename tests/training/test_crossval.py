@@ -1,0 +1,76 @@
+"""Cross-validation: folds by image, every training image held out once, pooled scores."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from salience.data import load_dataset
+from salience.training.crossval import cross_validate, fold_config
+from tests.training.conftest import tiny_config
+
+
+def _config(small_osie, nus_scene_root, out):
+    return tiny_config(
+        small_osie,
+        out,
+        data={
+            "train": [
+                {"name": "osie", "root": str(small_osie), "split": "train", "limit": 6},
+                {"name": "nus-scene", "root": str(nus_scene_root), "split": "train", "limit": 4},
+            ],
+            "augment": {"hflip": 0.5, "scale": [1.0, 1.0]},
+            "cache_features": True,
+            "feature_cache_dir": str(out / "cache"),
+        },
+        model={"name": "dense-lite0", "overrides": {"backbone_pretrained": False}},
+        optim={"backbone_lr": 0.0, "lr": 1e-2},
+        train={"epochs": 1, "batch_size": 4},
+    )
+
+
+def test_folds_partition_every_source(small_osie, nus_scene_root, tmp_path):
+    config = _config(small_osie, nus_scene_root, tmp_path)
+    held: list[list[str]] = [[], []]
+    for k in range(3):
+        cfg = fold_config(config, k, 3, tmp_path)
+        assert cfg.train.out == str(tmp_path / f"fold-{k}") and cfg.data.calibration_images == 0
+        for i, (train, val) in enumerate(zip(cfg.data.train, cfg.data.val, strict=True)):
+            full = load_dataset(train.name, train.root).split("train")
+            full = full.subset(full.ids[: train.limit])
+            fit = full.fold(*train.fold, complement=train.fold_complement)
+            out = full.fold(*val.fold, complement=val.fold_complement)
+            assert not set(fit.ids) & set(out.ids) and len(fit) + len(out) == len(full)
+            held[i] += out.ids
+    assert sorted(held[0]) == sorted(set(held[0])) and len(held[0]) == 6  # each image once
+    assert sorted(held[1]) == sorted(set(held[1])) and len(held[1]) == 4
+    with pytest.raises(ValueError, match="cannot make 5 folds"):
+        full.fold(0, 5)
+
+
+def test_cross_validation_pools_every_held_out_image(small_osie, nus_scene_root, tmp_path):
+    config = _config(small_osie, nus_scene_root, tmp_path)
+    out = tmp_path / "cv"
+    first = cross_validate(config, 2, out, folds=[0])
+    assert first["finished_folds"] == [0] and first["epochs"] == {}  # one fold: no table yet
+    table = cross_validate(config, 2, out)
+    assert table["finished_folds"] == [0, 1] and table["best_epoch"] == 1
+    row = table["epochs"][1]
+    assert row["osie"]["n_images"] == 6 and row["nus-scene"]["n_images"] == 4
+    ig, gold = [], []
+    for k in range(2):
+        payload = json.loads((out / f"fold-{k}" / "val" / "epoch-001.json").read_text())
+        result, source = payload["results"][0], payload["sources"][0]
+        assert source["label"] == "osie"
+        ig += [v["IG"] for v in result["per_image"].values()]
+        gold += [source["gold_IG"]] * len(result["per_image"])
+    assert row["osie"]["IG"] == pytest.approx(np.mean(ig))
+    assert row["osie"]["IG_se"] == pytest.approx(np.std(ig, ddof=1) / np.sqrt(6))
+    assert row["osie"]["explained_IG_percent"] == pytest.approx(100 * np.mean(ig) / np.mean(gold))
+    assert "| 1 |" in (out / "crossval.md").read_text()
+    weights = out / "fold-0" / "last.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    again = cross_validate(config, 2, out)  # finished folds are kept, not retrained
+    assert weights.stat().st_mtime_ns == stamp and again["epochs"].keys() == table["epochs"].keys()
