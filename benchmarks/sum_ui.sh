@@ -19,7 +19,7 @@ for kind in ui eye mouse; do
     salience eval "${osie[@]}" -m center-bias -m gold-standard --checkpoint "$weights" \
         --condition "$kind" --out "$out/osie-val-$kind.json"
 done
-model="$(basename "$weights")"
+model="sum-lite0 ($(basename "$weights"))"  # the row salience eval wrote
 for data in eyevido-val eyevido-val5 osie-val; do
     for kind in eye mouse; do
         salience eval-diff "$out/$data-$kind.json" "$out/$data-ui.json" --model-a "$model" \
