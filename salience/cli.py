@@ -37,6 +37,7 @@ from salience.models.sampler import DEFAULT_IMAGE_SPAN_DEGREES
 
 if TYPE_CHECKING:
     from salience.predictor import Predictor
+    from salience.training.config import Config
 
 app = typer.Typer(
     add_completion=False,
@@ -483,30 +484,42 @@ def eval_diff_command(
     Console(width=max(Console().width, 100)).print(table)
 
 
+ConfigArg = Annotated[Path, typer.Argument(help="YAML training config (see configs/).")]
+OverridesArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="Dotted key=value overrides, e.g. optim.lr=3e-4 train.epochs=5."),
+]
+TrainDeviceOption = Annotated[
+    str | None, typer.Option(help="auto, cpu, cuda or cuda:N (default: the config's).")
+]
+
+
+def _training_config(path: Path, overrides: list[str] | None) -> Config:
+    """The config at ``path`` with ``overrides`` applied; a clear error if it does not fit."""
+    from salience.training import ConfigError, load_config
+
+    try:
+        return load_config(path, overrides or [])
+    except (ConfigError, FileNotFoundError) as exc:
+        _fail(str(exc))
+
+
 @app.command("train")
 def train_command(
-    config: Annotated[Path, typer.Argument(help="YAML training config (see configs/).")],
-    overrides: Annotated[
-        list[str] | None,
-        typer.Argument(help="Dotted key=value overrides, e.g. optim.lr=3e-4 train.epochs=5."),
-    ] = None,
+    config: ConfigArg,
+    overrides: OverridesArg = None,
     resume: Annotated[
         bool, typer.Option(help="Continue the run in the output folder from its last checkpoint.")
     ] = False,
-    device: Annotated[
-        str | None, typer.Option(help="auto, cpu, cuda or cuda:N (default: the config's).")
-    ] = None,
+    device: TrainDeviceOption = None,
     out: Annotated[
         Path | None, typer.Option(help="Run folder (default: the config's train.out).")
     ] = None,
 ) -> None:
     """Train a model from a config; checkpoints, config and log.jsonl go to the run folder."""
-    from salience.training import ConfigError, Trainer, load_config
+    from salience.training import Trainer
 
-    try:
-        cfg = load_config(config, overrides or [])
-    except (ConfigError, FileNotFoundError) as exc:
-        _fail(str(exc))
+    cfg = _training_config(config, overrides)
     try:
         summary = Trainer(cfg, out_dir=out, device=device, resume=resume, console=console).fit()
     except (KeyError, ValueError, FileNotFoundError, DataFormatError) as exc:
@@ -520,11 +533,8 @@ def train_command(
 
 @app.command("cv")
 def cv_command(
-    config: Annotated[Path, typer.Argument(help="YAML training config (see configs/).")],
-    overrides: Annotated[
-        list[str] | None,
-        typer.Argument(help="Dotted key=value overrides, e.g. optim.lr=3e-4 train.epochs=5."),
-    ] = None,
+    config: ConfigArg,
+    overrides: OverridesArg = None,
     folds: Annotated[int, typer.Option(min=2, help="Folds (by image) of the training images.")] = 5,
     fold: Annotated[
         list[int] | None,
@@ -534,19 +544,13 @@ def cv_command(
         Path | None,
         typer.Option(help="Folder of the runs (default: the config's train.out + -cv)."),
     ] = None,
-    device: Annotated[
-        str | None, typer.Option(help="auto, cpu, cuda or cuda:N (default: the config's).")
-    ] = None,
+    device: TrainDeviceOption = None,
 ) -> None:
     """Cross-validate a config on its training images: one run per fold, held-out scores pooled
     (crossval.md and crossval.json); finished folds are kept, an interrupted one resumes."""
-    from salience.training import ConfigError, load_config
     from salience.training.crossval import cross_validate
 
-    try:
-        cfg = load_config(config, overrides or [])
-    except (ConfigError, FileNotFoundError) as exc:
-        _fail(str(exc))
+    cfg = _training_config(config, overrides)
     out = out or Path(f"{cfg.train.out}-cv")
     try:
         table = cross_validate(cfg, folds, out, fold, device=device, console=console)

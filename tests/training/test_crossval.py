@@ -74,3 +74,15 @@ def test_cross_validation_pools_every_held_out_image(small_osie, nus_scene_root,
     stamp = weights.stat().st_mtime_ns
     again = cross_validate(config, 2, out)  # finished folds are kept, not retrained
     assert weights.stat().st_mtime_ns == stamp and again["epochs"].keys() == table["epochs"].keys()
+
+
+def test_the_command_names_a_fold_out_of_range(tmp_path):
+    from typer.testing import CliRunner
+
+    from salience.cli import app
+
+    result = CliRunner().invoke(
+        app, ["cv", "configs/default.yaml", "--folds", "3", "--fold", "7", "--out", str(tmp_path)]
+    )
+    assert result.exit_code != 0 and "fold 7 is not one of 0..2" in result.output
+    assert "Traceback" not in result.output
