@@ -10,7 +10,9 @@ pooling the runs' per-image scores gives, per validated epoch and source, the me
 gain over all training images with its standard error over images.
 
 The runs live in ``out/fold-<k>/`` (a finished run is kept, an interrupted one resumes), the
-pooled table in ``out/crossval.json`` and ``out/crossval.md``.
+pooled table in ``out/crossval.json`` and ``out/crossval.md``, and every held-out image's scores
+per source and epoch in ``out/pooled/<source>-epoch-<e>.json``: two recipes cross-validated with
+the same folds compare image by image with ``salience eval-diff`` on those files.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
+from salience.evaluation.evaluate import EvaluationResult, write_results
 from salience.io.atomic import atomic_write
 from salience.training.config import Config, save_config
 from salience.training.loop import Trainer
@@ -46,11 +49,12 @@ def _finished(run: Path, epochs: int) -> bool:
     return bool(records) and records[-1].get("epoch") == epochs
 
 
-def pool(out: Path, n: int) -> dict[str, Any]:
+def pool(out: Path, n: int) -> tuple[dict[str, Any], dict[int, dict[str, EvaluationResult]]]:
     """Pool the ``n`` runs' held-out per-image scores: per epoch validated in every run and per
     source, the mean IG over images, its standard error and % of the explainable IG (the gold
-    standard's IG of each run's held-out images, weighted by their number)."""
-    pooled: dict[int, dict[str, dict[str, list[float]]]] = {}
+    standard's IG of each run's held-out images, weighted by their number); and per epoch and
+    source every held-out image's scores as one result, for paired comparisons of recipes."""
+    pooled: dict[int, dict[str, dict[str, Any]]] = {}
     runs: dict[int, int] = {}  # epoch -> runs that validated it
     for k in range(n):
         for file in sorted((out / f"fold-{k}" / "val").glob("epoch-*.json")):
@@ -59,16 +63,22 @@ def pool(out: Path, n: int) -> dict[str, Any]:
             payload = json.loads(file.read_text())
             for result, source in zip(payload["results"], payload["sources"], strict=True):
                 entry = pooled.setdefault(epoch, {}).setdefault(
-                    source["label"], {"IG": [], "gold": []}
+                    source["label"], {"IG": [], "gold": [], "per_image": {}, "result": result}
                 )
+                entry["per_image"].update(result["per_image"])
                 values = [v["IG"] for v in result["per_image"].values()]
                 gold = math.nan if source["gold_IG"] is None else source["gold_IG"]
                 entry["IG"] += values
                 entry["gold"] += [gold] * len(values)
     table: dict[str, Any] = {"folds": n, "epochs": {}}
+    results: dict[int, dict[str, EvaluationResult]] = {}
     for epoch in sorted(e for e, count in runs.items() if count == n):
         row: dict[str, Any] = {}
         for label, entry in pooled[epoch].items():
+            first = entry["result"]
+            results.setdefault(epoch, {})[label] = EvaluationResult(
+                first["model"], label, first["mode"], entry["per_image"], first["convention"]
+            )
             ig = np.asarray(entry["IG"])
             se = float(ig.std(ddof=1) / math.sqrt(ig.size))
             gold = float(np.mean(entry["gold"]))
@@ -87,7 +97,7 @@ def pool(out: Path, n: int) -> dict[str, Any]:
     if table["epochs"]:
         epochs = table["epochs"]
         table["best_epoch"] = max(epochs, key=lambda e: epochs[e]["mean_explained_IG_percent"])
-    return table
+    return table, results
 
 
 def render(table: dict[str, Any], name: str) -> str:
@@ -149,7 +159,10 @@ def cross_validate(
         save_config(cfg, run / "config.yaml")
         Trainer(cfg, out_dir=run, device=device, resume=resume, console=console).fit()
     done = [k for k in range(n) if _finished(out / f"fold-{k}", config.train.epochs)]
-    table = pool(out, n) if len(done) == n else {"folds": n, "epochs": {}}
+    table, results = pool(out, n) if len(done) == n else ({"folds": n, "epochs": {}}, {})
+    for epoch, by_source in results.items():
+        for label, result in by_source.items():
+            write_results([result], out / "pooled" / f"{label}-epoch-{epoch:03d}.json")
     table["finished_folds"] = done
     atomic_write(out / "crossval.json", json.dumps(table, indent=1))
     atomic_write(out / "crossval.md", render(table, config.name))

@@ -70,6 +70,9 @@ def test_cross_validation_pools_every_held_out_image(small_osie, nus_scene_root,
     assert row["osie"]["IG_se"] == pytest.approx(np.std(ig, ddof=1) / np.sqrt(6))
     assert row["osie"]["explained_IG_percent"] == pytest.approx(100 * np.mean(ig) / np.mean(gold))
     assert "| 1 |" in (out / "crossval.md").read_text()
+    pooled = json.loads((out / "pooled" / "osie-epoch-001.json").read_text())["results"][0]
+    assert sorted(v["IG"] for v in pooled["per_image"].values()) == sorted(ig)  # for eval-diff
+    assert pooled["n_images"] == 6 and pooled["dataset"] == "osie"
     weights = out / "fold-0" / "last.safetensors"
     stamp = weights.stat().st_mtime_ns
     again = cross_validate(config, 2, out)  # finished folds are kept, not retrained
