@@ -233,7 +233,7 @@ class Trainer:
         calibration = first.subset(held, name=f"{first.name}-calibration")
         return [first.subset(kept), *train[1:]], calibration
 
-    def _validation(self) -> list[Validation]:
+    def validation(self) -> list[Validation]:
         """Per validation source: its images, the center bias fitted on its dataset's train
         split (less any validated image: a fold of the train split), the gold standard's IG."""
         sources = self.config.data.val_sources
@@ -395,7 +395,7 @@ class Trainer:
             save_config(self.config, self.out_dir / "config.yaml")
         if self.config.data.cache_features:
             run.bank = self._feature_bank(run.task, run.model, run.train_set)
-        run.validation = self._validation() if self.dist.is_main else []
+        run.validation = self.validation() if self.dist.is_main else []
         if self.dist.enabled:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             run.ddp = DistributedDataParallel(run.model, device_ids=device_ids)
