@@ -109,6 +109,14 @@ class Fixations:
         return len(self.x)
 
 
+def check_fold(k: int, n: int) -> None:
+    """A ValueError unless fold ``k`` (from 0) of ``n`` folds exists and ``n`` >= 2."""
+    if n < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, got {n}")
+    if not 0 <= k < n:
+        raise ValueError(f"fold {k} is not one of 0..{n - 1}")
+
+
 @dataclass
 class Dataset:
     """A named list of stimuli with splits and the viewing geometry needed to blur fixations.
@@ -215,8 +223,7 @@ class Dataset:
         """Fold ``k`` of ``n`` of these stimuli (folds by image, from a fixed permutation of the
         sorted ids, so every fold is the same on every machine), or with ``complement`` all the
         stimuli outside it: the training and held-out parts of a cross-validation."""
-        if not 0 <= k < n or n < 2:
-            raise ValueError(f"fold {k} of {n}: need 0 <= k < n and n >= 2")
+        check_fold(k, n)
         if n > len(self.stimuli):
             raise ValueError(f"{self.name}: {len(self.stimuli)} images cannot make {n} folds")
         order = np.random.default_rng(0).permutation(sorted(self.ids))

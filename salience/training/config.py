@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from salience.data.dataset import check_fold
 from salience.io.atomic import atomic_write
 from salience.training.targets import TARGET_KINDS
 
@@ -297,18 +298,16 @@ def config_from_dict(tree: dict[str, Any]) -> Config:
             "data.cache_features needs a frozen backbone (optim.backbone_lr=0) and no zoom "
             "(data.augment.scale=[1, 1])"
         )
-    for i, source in enumerate(config.data.train):
+    sources = [(f"data.train[{i}]", s) for i, s in enumerate(config.data.train)]
+    sources += [(f"data.val[{i}]", s) for i, s in enumerate(config.data.val_sources)]
+    for key, source in sources:
         if source.hflip is not None and not 0.0 <= source.hflip <= 1.0:
-            raise ConfigError(f"data.train[{i}].hflip: a probability is needed, got {source.hflip}")
-    for key, source in [("data.train", s) for s in config.data.train] + [
-        ("data.val", s) for s in config.data.val_sources
-    ]:
-        if source.fold is not None and not (
-            source.fold[1] >= 2 and 0 <= source.fold[0] < source.fold[1]
-        ):
-            raise ConfigError(
-                f"{key}: fold [k, n] needs 0 <= k < n and n >= 2, got {list(source.fold)}"
-            )
+            raise ConfigError(f"{key}.hflip: a probability is needed, got {source.hflip}")
+        if source.fold is not None:
+            try:
+                check_fold(*source.fold)
+            except ValueError as exc:
+                raise ConfigError(f"{key}.fold: {exc}") from exc
     if min(config.data.augment.scale) < 1.0:
         raise ConfigError(f"data.augment.scale: zoom must be >= 1, got {config.data.augment.scale}")
     return config

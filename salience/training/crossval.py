@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
+from salience.data.dataset import check_fold
 from salience.evaluation.evaluate import EvaluationResult, write_results
 from salience.io.atomic import atomic_write
 from salience.training.config import Config, save_config
@@ -63,13 +64,11 @@ def pool(out: Path, n: int) -> tuple[dict[str, Any], dict[int, dict[str, Evaluat
             payload = json.loads(file.read_text())
             for result, source in zip(payload["results"], payload["sources"], strict=True):
                 entry = pooled.setdefault(epoch, {}).setdefault(
-                    source["label"], {"IG": [], "gold": [], "per_image": {}, "result": result}
+                    source["label"], {"gold": [], "per_image": {}, "result": result}
                 )
                 entry["per_image"].update(result["per_image"])
-                values = [v["IG"] for v in result["per_image"].values()]
                 gold = math.nan if source["gold_IG"] is None else source["gold_IG"]
-                entry["IG"] += values
-                entry["gold"] += [gold] * len(values)
+                entry["gold"] += [gold] * len(result["per_image"])  # the run's, per image
     table: dict[str, Any] = {"folds": n, "epochs": {}}
     results: dict[int, dict[str, EvaluationResult]] = {}
     for epoch in sorted(e for e, count in runs.items() if count == n):
@@ -79,7 +78,7 @@ def pool(out: Path, n: int) -> tuple[dict[str, Any], dict[int, dict[str, Evaluat
             results.setdefault(epoch, {})[label] = EvaluationResult(
                 first["model"], label, first["mode"], entry["per_image"], first["convention"]
             )
-            ig = np.asarray(entry["IG"])
+            ig = np.asarray([v["IG"] for v in entry["per_image"].values()])
             se = float(ig.std(ddof=1) / math.sqrt(ig.size))
             gold = float(np.mean(entry["gold"]))
             row[label] = {
@@ -140,14 +139,13 @@ def cross_validate(
 ) -> dict[str, Any]:
     """Run (or resume) the ``folds`` (default all) of an ``n``-fold cross-validation of
     ``config`` in ``out`` and pool every finished fold; returns the pooled table."""
-    if n < 2:
-        raise ValueError(f"cross-validation needs at least 2 folds, got {n}")
+    runs = list(range(n)) if folds is None else folds
+    for k in [0, *runs]:  # 0 checks n itself when no fold is named
+        check_fold(k, n)
     console = console or Console(stderr=True)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for k in folds if folds is not None else range(n):
-        if not 0 <= k < n:
-            raise ValueError(f"fold {k} is not one of 0..{n - 1}")
+    for k in runs:
         cfg = fold_config(config, k, n, out)
         run = Path(cfg.train.out)
         if _finished(run, cfg.train.epochs):

@@ -105,19 +105,10 @@ class FixationDataset(torch.utils.data.Dataset):
         conditions: Sequence[int | None] | None = None,
         with_times: bool = False,
     ) -> None:
-        if conditions is not None and len(conditions) != len(datasets):
-            raise ValueError(f"{len(conditions)} conditions for {len(datasets)} datasets")
         self.stimuli: list[Stimulus] = [s for d in datasets for s in d]
-        conditions = [None] * len(datasets) if conditions is None else conditions
-        self.conditions: list[int | None] = [
-            c for d, c in zip(datasets, conditions, strict=True) for _ in d
-        ]
+        self.conditions: list[int | None] = _per_image(datasets, conditions, "conditions")
         augments = augment if isinstance(augment, Sequence) else [augment] * len(datasets)
-        if len(augments) != len(datasets):
-            raise ValueError(f"{len(augments)} augmentations for {len(datasets)} datasets")
-        self.augments: list[AugmentConfig | None] = [
-            a for d, a in zip(datasets, augments, strict=True) for _ in d
-        ]
+        self.augments: list[AugmentConfig | None] = _per_image(datasets, augments, "augmentations")
         self.input_size = tuple(input_size)
         self.target_fn = target_fn
         self.seed = seed
@@ -169,6 +160,15 @@ class FixationDataset(torch.utils.data.Dataset):
         for name, array in self.target_fn(points, observers, rng, **extra).items():
             sample[name] = torch.from_numpy(np.ascontiguousarray(array))
         return sample
+
+
+def _per_image(datasets: Sequence[Dataset], values: Sequence | None, what: str) -> list:
+    """One value per dataset (None: None for all) -> the value of each dataset's images."""
+    if values is None:
+        values = [None] * len(datasets)
+    if len(values) != len(datasets):
+        raise ValueError(f"{len(values)} {what} for {len(datasets)} datasets")
+    return [v for d, v in zip(datasets, values, strict=True) for _ in d]
 
 
 def _to_tensor(image: np.ndarray) -> Tensor:

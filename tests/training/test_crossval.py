@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from salience.data import load_dataset
+from salience.training.config import ConfigError, config_from_dict
 from salience.training.crossval import cross_validate, fold_config
-from tests.training.conftest import tiny_config
+from tests.training.conftest import tiny_config, tiny_tree
 
 
 def _config(small_osie, nus_scene_root, out):
@@ -48,6 +49,12 @@ def test_folds_partition_every_source(small_osie, nus_scene_root, tmp_path):
     assert sorted(held[1]) == sorted(set(held[1])) and len(held[1]) == 4
     with pytest.raises(ValueError, match="cannot make 5 folds"):
         full.fold(0, 5)
+    with pytest.raises(ValueError, match=r"fold 3 is not one of 0\.\.2"):
+        full.fold(3, 3)
+    tree = tiny_tree(small_osie, tmp_path)
+    tree["data"]["train"][0]["fold"] = [0, 1]
+    with pytest.raises(ConfigError, match=r"data.train\[0\].fold: .*at least 2 folds"):
+        config_from_dict(tree)
 
 
 def test_cross_validation_pools_every_held_out_image(small_osie, nus_scene_root, tmp_path):
