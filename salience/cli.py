@@ -1043,6 +1043,13 @@ def export_command(
             "readouts that run on the shipped default model's backbone)."
         ),
     ] = False,
+    flip_average: Annotated[
+        bool | None,
+        typer.Option(
+            help="Set a dense model's test-time mirror averaging (the mixture of the densities "
+            "of the image and its mirror image; twice the network's work); default: as trained."
+        ),
+    ] = None,
     condition: Annotated[
         str | None,
         typer.Option(
@@ -1127,7 +1134,12 @@ def export_command(
         metadata["sampler_data"] = f"{sampler_dataset} {sampler_split} ({len(data)} images)"
     try:
         path = export_weights(
-            checkpoint, out, torch.float16 if fp16 else torch.float32, metadata, readouts_only
+            checkpoint,
+            out,
+            torch.float16 if fp16 else torch.float32,
+            metadata,
+            readouts_only,
+            flip_average,
         )
     except (OSError, ValueError) as exc:
         _fail(str(exc))

@@ -31,6 +31,14 @@ class Condition(IntEnum):
         """The short name used on the command line and in metadata: mouse, eye or ui."""
         return _KINDS[self]
 
+    @property
+    def mirror_symmetric(self) -> bool:
+        """Whether where people look is the same, mirrored, on the mirrored image: true of
+        photos, not of user interfaces (read left to right, laid out by convention). Models are
+        trained on mirrored copies, and averaged over the mirror image at test time, only when
+        it is."""
+        return self != Condition.USER_INTERFACE
+
     @classmethod
     def parse(cls, value: str | int | Condition) -> Condition:
         """A condition from its short name (``"eye"``), its token slot or itself; a

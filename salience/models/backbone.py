@@ -252,6 +252,7 @@ class Backbone(nn.Module):
             self.body = freeze_batch_norm_2d(self.body)
         self.channels: list[int] = self.body.feature_info.channels()
         self.strides: list[int] = self.body.feature_info.reduction()
+        self.groups: list[slice] = [slice(0, len(self.channels))]  # as BackboneSet's: one member
         cfg = self.body.pretrained_cfg
         self.register_buffer("mean", torch.tensor(cfg["mean"]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(cfg["std"]).view(1, 3, 1, 1), persistent=False)
@@ -281,3 +282,46 @@ class Backbone(nn.Module):
         """(B, 3, H, W) in [0, 1] -> feature maps [(B, C_l, H / s_l, W / s_l)]."""
         x = (images - self.mean) / self.std  # (B, 3, H, W)
         return self.body(x)
+
+
+class BackboneSet(nn.Module):
+    """Several :class:`Backbone` networks run on the same images, their feature maps in one
+    list: every level of the first, then every level of the next (DeepGaze IIE's mix of
+    different ImageNet networks). It has :class:`Backbone`'s interface; ``groups`` says which
+    slice of the list each member returned.
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        pretrained: bool = False,
+        out_indices: Sequence[int] = (2, 3, 4),
+        freeze_bn: bool = True,
+    ) -> None:
+        super().__init__()
+        if len(names) < 2:
+            raise ValueError(f"a BackboneSet needs two or more backbones, got {list(names)}")
+        self.members = nn.ModuleList(
+            Backbone(name, pretrained, out_indices, freeze_bn) for name in names
+        )
+        self.channels: list[int] = [c for m in self.members for c in m.channels]
+        self.strides: list[int] = [s for m in self.members for s in m.strides]
+        levels = len(out_indices)
+        self.groups: list[slice] = [
+            slice(k * levels, (k + 1) * levels) for k in range(len(self.members))
+        ]
+
+    def fold_batch_norm(self) -> None:
+        """:meth:`Backbone.fold_batch_norm` of every member."""
+        for member in self.members:
+            member.fold_batch_norm()
+
+    def weights_sha256(self) -> str:
+        """sha256 of the members' :meth:`Backbone.weights_sha256`, in order."""
+        return hashlib.sha256(
+            "".join(m.weights_sha256() for m in self.members).encode()
+        ).hexdigest()
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        """(B, 3, H, W) in [0, 1] -> every member's feature maps, one member after the other."""
+        return [f for member in self.members for f in member(images)]

@@ -36,7 +36,7 @@ class GridDensity(ImageDensityModel):
     ``conditions`` the kinds of data it was trained on); ``condition`` is the kind predicted
     for, one of those. The network's ``config`` says how it runs: ``input_pixels`` (about
     this many input pixels) and, if it has one, ``flip_average`` (mix in the mirrored image's
-    prediction, twice the work)."""
+    prediction, twice the work; only for a :attr:`Condition.mirror_symmetric` condition)."""
 
     name = "grid"
     format: CheckpointFormat  # the family's weight files
@@ -49,11 +49,13 @@ class GridDensity(ImageDensityModel):
     ) -> None:
         self.model = model.eval()
         self.input_pixels: int = model.config.input_pixels
-        self.flip_average: bool = getattr(model.config, "flip_average", False)
         self.metadata = dict(metadata or {})
         self.name = self.metadata.get("model", self.name)
         self.trained = trained_conditions(self.metadata, self.name)
         self.condition = choose(condition, self.trained, self.name)
+        self.flip_average: bool = (
+            getattr(model.config, "flip_average", False) and self.condition.mirror_symmetric
+        )
 
     @classmethod
     def from_checkpoint(

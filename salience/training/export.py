@@ -5,11 +5,13 @@ metadata, adds the metadata given (e.g. the scanpath sampler's parameters, the t
 it was fitted on), and writes the result atomically. The models load such files as float32.
 With ``readouts_only`` only a dense model's readouts are written, with the digest of the backbone
 they were trained on (:mod:`salience.models.dense.windows`): heads for a backbone shipped in
-another file.
+another file. ``flip_average`` switches a dense model's test-time mirror averaging on or off
+in the config the file records (a choice made by cross-validation after training).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -26,11 +28,18 @@ def export_weights(
     dtype: torch.dtype = torch.float16,
     metadata: dict[str, str] | None = None,
     readouts_only: bool = False,
+    flip_average: bool | None = None,
 ) -> Path:
     """Write ``checkpoint``'s weights to ``out`` as ``dtype`` with merged metadata; with
-    ``readouts_only`` the ``readouts.*`` tensors and ``backbone_sha256`` only."""
+    ``readouts_only`` the ``readouts.*`` tensors and ``backbone_sha256`` only; with
+    ``flip_average`` that field of a dense model's config set."""
     tensors, saved = load_weights(checkpoint)
     merged = {**saved, **(metadata or {})}
+    if flip_average is not None:
+        if "dense_config" not in merged:
+            raise ValueError(f"{checkpoint}: mirror averaging is a dense model's option")
+        config = json.loads(merged["dense_config"])
+        merged["dense_config"] = json.dumps({**config, "flip_average": flip_average})
     if readouts_only:
         backbone = {
             k.removeprefix("backbone."): v for k, v in tensors.items() if k.startswith("backbone.")

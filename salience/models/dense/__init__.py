@@ -1,7 +1,7 @@
 """Dense saliency models: frozen ImageNet features, a 1x1 readout, blur, a learned center bias.
 
-Importing this package registers ``dense-lite0``, ``dense-lite1``, ``dense-lite2`` and
-``default``. Each factory takes ``(pretrained=False, **overrides)`` and returns the network, a
+Importing this package registers ``dense-lite0``, ``dense-lite1``, ``dense-lite2``,
+``dense-mix`` (one readout on each of the three, mixed: DeepGaze IIE's recipe) and ``default``. Each factory takes ``(pretrained=False, **overrides)`` and returns the network, a
 :class:`DenseSaliency`; the overrides replace fields of the variant's :class:`DenseConfig`.
 ``default`` is the model shipped inside the package (``salience/weights/default.safetensors``,
 see its model card): ``create_model("default", pretrained=True)`` is the network with its
@@ -37,7 +37,10 @@ __all__ = [
 ]
 
 VARIANTS: dict[str, DenseConfig] = {
-    f"dense-lite{k}": DenseConfig(backbone=f"tf_efficientnet_lite{k}") for k in range(3)
+    **{f"dense-lite{k}": DenseConfig(backbone=f"tf_efficientnet_lite{k}") for k in range(3)},
+    "dense-mix": DenseConfig(
+        backbone=tuple(f"tf_efficientnet_lite{k}" for k in range(3)), readouts=3
+    ),
 }
 
 
@@ -66,6 +69,13 @@ def dense_lite1(pretrained: bool = False, **overrides: Any) -> DenseSaliency:
 def dense_lite2(pretrained: bool = False, **overrides: Any) -> DenseSaliency:
     """Dense readout on frozen EfficientNet-Lite2 features (DeepGaze-style)."""
     return _create("dense-lite2", pretrained, overrides)
+
+
+@register_model("dense-mix")
+def dense_mix(pretrained: bool = False, **overrides: Any) -> DenseSaliency:
+    """Readouts on frozen EfficientNet-Lite0, -Lite1 and -Lite2 features, one per backbone in
+    turn, their densities mixed (DeepGaze IIE's mix of different ImageNet networks)."""
+    return _create("dense-mix", pretrained, overrides)
 
 
 @register_model("default")

@@ -6,7 +6,9 @@ A finalizer upsamples it to the output grid (stride 4), blurs it with a learned 
 learned log center-bias prior and takes a softmax over all cells: the output is a proper
 log-density, trained directly by the log-likelihood of human fixations.
 
-With ``readouts`` > 1 the model holds several readouts on the one backbone and predicts the
+With several backbones (``backbone`` a tuple of timm names) readout k reads the features of
+backbone k mod their number: DeepGaze IIE's largest gain came from mixing different ImageNet
+networks this way. With ``readouts`` > 1 the model holds several readouts on the one backbone and predicts the
 mixture of their densities (each weighted 1 / K), as DeepGaze IIE mixes its readouts: the
 backbone's work, nearly all of the cost, is shared. Trained with ``ensemble_loss="members"``
 each readout learns on its own (an ensemble in one run, diverse through its initialization and
@@ -29,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from salience.models.backbone import Backbone
+from salience.models.backbone import Backbone, BackboneSet
 from salience.models.blur import gaussian_blur
 
 
@@ -37,7 +39,9 @@ from salience.models.blur import gaussian_blur
 class DenseConfig:
     """Everything needed to build a :class:`DenseSaliency`."""
 
-    backbone: str = "tf_efficientnet_lite0"
+    # a timm name, or several: then readout k reads backbone k mod their number, and the
+    # readouts must be a multiple of it (DeepGaze IIE's mix of ImageNet networks)
+    backbone: str | tuple[str, ...] = "tf_efficientnet_lite0"
     backbone_pretrained: bool = True
     out_indices: tuple[int, ...] = (2, 3, 4)  # timm feature stages: strides 8, 16, 32
     readout: tuple[int, ...] = (16, 16)  # widths of the hidden 1x1 convolutions (softplus)
@@ -58,6 +62,14 @@ class DenseConfig:
     windows: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.backbone, str):  # YAML and JSON give lists; one name stays a str
+            names = tuple(self.backbone)
+            object.__setattr__(self, "backbone", names[0] if len(names) == 1 else names)
+        if self.readouts % len(self.backbones) or (self.windows and len(self.backbones) > 1):
+            raise ValueError(
+                f"readouts ({self.readouts}) must be a multiple of the backbones "
+                f"({len(self.backbones)}), and windows need one backbone"
+            )
         if not self.out_indices or min(self.out_indices) < 1:
             raise ValueError(f"out_indices must name timm feature stages >= 1: {self.out_indices}")
         if self.output_stride not in (1, 2, 4, 8):
@@ -82,6 +94,11 @@ class DenseConfig:
                 raise ValueError(
                     f"windows must be (start, end) with 0 <= start < end: {self.windows}"
                 )
+
+    @property
+    def backbones(self) -> tuple[str, ...]:
+        """The timm names of the backbones, one or more."""
+        return (self.backbone,) if isinstance(self.backbone, str) else self.backbone
 
 
 class Readout(nn.Module):
@@ -133,7 +150,7 @@ class Readout(nn.Module):
 
 
 class DenseSaliency(nn.Module):
-    """Backbone + ``config.readouts`` :class:`Readout` heads. ``forward`` takes (B, 3, H, W) RGB
+    """Backbone (or a :class:`BackboneSet`) + ``config.readouts`` :class:`Readout` heads. ``forward`` takes (B, 3, H, W) RGB
     in [0, 1] and returns ``{"log_density": (B, H / s, W / s)}`` with s = ``config.output_stride``:
     natural-log probabilities of the output cells, each map summing to 1 (the equal-weight
     mixture of the heads' densities), and ``"member_log_densities"`` (B, K, H / s, W / s), each
@@ -142,11 +159,17 @@ class DenseSaliency(nn.Module):
     def __init__(self, config: DenseConfig) -> None:
         super().__init__()
         self.config = config
-        self.backbone = Backbone(
-            config.backbone, pretrained=config.backbone_pretrained, out_indices=config.out_indices
+        names = config.backbones
+        kind = Backbone if len(names) == 1 else BackboneSet
+        self.backbone = kind(
+            names[0] if len(names) == 1 else names,
+            pretrained=config.backbone_pretrained,
+            out_indices=config.out_indices,
         )
+        groups = self.backbone.groups  # readout k reads the feature maps of groups[k mod len]
+        self.readout_groups = [groups[k % len(groups)] for k in range(config.readouts)]
         self.readouts = nn.ModuleList(
-            Readout(config, self.backbone.channels) for _ in range(config.readouts)
+            Readout(config, self.backbone.channels[group]) for group in self.readout_groups
         )
 
     def output_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
@@ -171,6 +194,12 @@ class DenseSaliency(nn.Module):
         elif input_size is None:
             raise ValueError("features need the input_size they were computed at")
         out_size = self.output_size(input_size)
-        members = torch.stack([r(features, out_size) for r in self.readouts], dim=1)  # (B, K, h, w)
+        members = torch.stack(
+            [
+                r(features[g], out_size)
+                for r, g in zip(self.readouts, self.readout_groups, strict=True)
+            ],
+            dim=1,
+        )  # (B, K, h, w)
         log_density = torch.logsumexp(members, dim=1) - math.log(len(self.readouts))  # (B, h, w)
         return {"log_density": log_density, "member_log_densities": members}

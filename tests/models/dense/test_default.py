@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from safetensors import safe_open
 from typer.testing import CliRunner
 
@@ -13,6 +14,7 @@ from salience.cli import app
 from salience.evaluation.evaluate import evaluate
 from salience.models.baselines import CenterBiasKDE
 from salience.models.dense import DenseDensity, DenseSaliency
+from salience.models.metadata import read_metadata
 from salience.models.registry import create_model, load_pretrained, shipped_weights
 from salience.models.sampler import ScanpathSampler
 from salience.predictor import Predictor
@@ -82,3 +84,22 @@ def test_export_writes_fp16_with_a_fitted_sampler(tiny_weights, osie_root, tmp_p
     predictor = Predictor.from_checkpoint(out)
     assert predictor.sampler.to_dict() == json.loads(metadata["sampler"])
     assert out.stat().st_size < tiny_weights.stat().st_size
+
+
+def test_export_switches_mirror_averaging_and_keeps_the_weights(tiny_weights, tmp_path):
+    out = tmp_path / "flipped.safetensors"
+    args = ["export", str(tiny_weights), str(out), "--no-fp16", "--flip-average"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    before, after = read_metadata(tiny_weights), read_metadata(out)
+    assert not json.loads(before["dense_config"])["flip_average"]
+    assert json.loads(after["dense_config"])["flip_average"]
+    assert {k: v for k, v in after.items() if k != "dense_config"} == {
+        k: v for k, v in before.items() if k != "dense_config"
+    }
+    assert Predictor.from_checkpoint(out).model.flip_average
+    with (
+        safe_open(str(out), framework="pt") as a,
+        safe_open(str(tiny_weights), framework="pt") as b,
+    ):
+        assert all(torch.equal(a.get_tensor(k), b.get_tensor(k)) for k in b.keys())

@@ -203,3 +203,48 @@ def test_flip_average_is_mirror_symmetric():
     mirrored = density.log_density(np.ascontiguousarray(image[:, ::-1]), (64, 96))
     np.testing.assert_allclose(mirrored, plain[:, ::-1], atol=1e-5)
     assert np.exp(plain).sum() == pytest.approx(1.0, abs=1e-9)
+
+
+def test_several_backbones_each_feed_their_own_readouts():
+    names = ("tf_efficientnet_lite0", "tf_efficientnet_lite2")
+    config = replace(SMALL, backbone=list(names), readouts=4, out_indices=(2, 3))
+    assert config.backbone == names and config.backbones == names  # lists become tuples
+    torch.manual_seed(0)
+    model = DenseSaliency(config).eval()
+    lite0, lite2 = (m.channels for m in model.backbone.members)
+    assert lite0 != lite2 and model.backbone.channels == lite0 + lite2
+    assert [r.norms[0].num_features for r in model.readouts] == [lite0[0], lite2[0]] * 2
+    images = torch.rand(2, 3, 64, 96)
+    with torch.inference_mode():
+        out = model(images)
+        features = model.backbone(images)
+        # readout 1 reads the second backbone's maps, and only those
+        alone = model.readouts[1](model.backbone.members[1](images), (16, 24))
+    assert len(features) == 4 and out["member_log_densities"].shape == (2, 4, 16, 24)
+    torch.testing.assert_close(out["member_log_densities"][:, 1], alone)
+    torch.testing.assert_close(out["log_density"].exp().sum((1, 2)), torch.ones(2))
+    # the file describes the whole set: it rebuilds the same model, folded batch norms included
+    rebuilt = DenseDensity.format.config(checkpoint_metadata(model, "dense-mix"), "test")
+    assert rebuilt.backbones == names
+    density = DenseDensity(model)
+    DenseDensity.for_inference(model)
+    image = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    assert np.exp(density.log_density(image, (64, 96))).sum() == pytest.approx(1.0, abs=1e-9)
+
+
+def test_readouts_must_split_evenly_over_the_backbones():
+    with pytest.raises(ValueError, match="multiple of the backbones"):
+        replace(SMALL, backbone=("tf_efficientnet_lite0", "tf_efficientnet_lite1"), readouts=3)
+    one = replace(SMALL, backbone=["tf_efficientnet_lite1"])
+    assert one.backbone == "tf_efficientnet_lite1"  # one name stays a name: the same file layout
+    assert next(iter(DenseSaliency(SMALL).state_dict())).startswith("backbone.body.")
+
+
+def test_mirror_averaging_only_where_gaze_is_mirror_symmetric():
+    from salience.data.conditions import Condition
+
+    model = DenseSaliency(replace(SMALL, flip_average=True))
+    metadata = {"model": "dense-lite0", "conditions": '["eye", "ui"]'}
+    assert DenseDensity(model, metadata, "eye").flip_average
+    assert not DenseDensity(model, metadata, "ui").flip_average  # pages read left to right
+    assert [c.mirror_symmetric for c in Condition] == [True, True, False]
