@@ -455,6 +455,13 @@ def eval_diff_command(
         float, typer.Option(min=0.5, max=0.999, help="Confidence of the bootstrap interval.")
     ] = 0.95,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap draws.")] = 0,
+    common: Annotated[
+        bool,
+        typer.Option(
+            help="Compare on the images both score (e.g. one cross-validation fold against "
+            "all); without it, different images are an error."
+        ),
+    ] = False,
 ) -> None:
     """Is B better than A on these images? Per metric the mean paired difference B - A, its
     standard error over images and a bootstrap interval; '*' marks an interval that leaves
@@ -465,7 +472,7 @@ def eval_diff_command(
         name_a, per_a = read_per_image(a, model_a)
         name_b, per_b = read_per_image(b, model_b)
         scored = [m for m in METRICS if all(m in v for v in [*per_a.values(), *per_b.values()])]
-        found = paired_differences(per_a, per_b, scored, level, seed=seed)
+        found = paired_differences(per_a, per_b, scored, level, seed=seed, common=common)
     except ValueError as exc:
         _fail(str(exc))
     table = Table(

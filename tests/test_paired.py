@@ -41,6 +41,12 @@ def test_undefined_values_are_left_out_and_other_images_refused():
     assert d.n == 3 and d.mean == pytest.approx((0.1 + 0.2 + 0.2) / 3)
     with pytest.raises(ValueError, match="different images"):
         paired_differences(a, {**b, "another": {"IG": 0.0}}, ["IG"])
+    # asked to, the images both score: e.g. one fold of a cross-validation against all
+    part = {k: v for k, v in a.items() if k != "img003"}
+    (shared,) = paired_differences(part, {**b, "another": {"IG": 0.0}}, ["IG"], common=True)
+    assert shared.n == 2 and shared.mean == pytest.approx((0.1 + 0.2) / 2)
+    with pytest.raises(ValueError, match="share no image"):
+        paired_differences(a, {"another": {"IG": 0.0}}, ["IG"], common=True)
 
 
 def test_the_command_reads_two_results_files(tmp_path):

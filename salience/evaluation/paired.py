@@ -47,9 +47,16 @@ def paired_differences(
     level: float = 0.95,
     n_boot: int = 10_000,
     seed: int = 0,
+    common: bool = False,
 ) -> list[PairedDifference]:
     """Per metric the paired difference ``b - a`` over the images both score (see the module
-    docstring); a ValueError if they do not score the same images."""
+    docstring); a ValueError if they do not score the same images, unless ``common``: then over
+    the images they share (e.g. one fold of a cross-validation against all of them)."""
+    if common:
+        shared = set(a) & set(b)
+        if not shared:
+            raise ValueError("the two results share no image")
+        a, b = {i: a[i] for i in shared}, {i: b[i] for i in shared}
     if set(a) != set(b):
         only = sorted(set(a) ^ set(b))
         raise ValueError(

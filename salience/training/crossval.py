@@ -7,7 +7,8 @@ times: run k trains on all folds but k and validates on fold k of every source, 
 scored on its own (IG against a center bias fitted on the training folds, % of the explainable
 IG against the gold standard of the held-out images). Every image is held out exactly once, so
 pooling the runs' per-image scores gives, per validated epoch and source, the mean information
-gain over all training images with its standard error over images.
+gain over all training images with its standard error over images. Some folds alone (``folds``)
+give the same over their held-out images: a cheaper first comparison of two recipes.
 
 The runs live in ``out/fold-<k>/`` (a finished run is kept, an interrupted one resumes), the
 pooled table in ``out/crossval.json`` and ``out/crossval.md``, and every held-out image's scores
@@ -50,14 +51,18 @@ def _finished(run: Path, epochs: int) -> bool:
     return bool(records) and records[-1].get("epoch") == epochs
 
 
-def pool(out: Path, n: int) -> tuple[dict[str, Any], dict[int, dict[str, EvaluationResult]]]:
-    """Pool the ``n`` runs' held-out per-image scores: per epoch validated in every run and per
-    source, the mean IG over images, its standard error and % of the explainable IG (the gold
-    standard's IG of each run's held-out images, weighted by their number); and per epoch and
-    source every held-out image's scores as one result, for paired comparisons of recipes."""
+def pool(
+    out: Path, n: int, folds: list[int] | None = None
+) -> tuple[dict[str, Any], dict[int, dict[str, EvaluationResult]]]:
+    """Pool the runs' held-out per-image scores (of ``folds``, default all ``n``): per epoch
+    validated in every one of them and per source, the mean IG over images, its standard error
+    and % of the explainable IG (the gold standard's IG of each run's held-out images, weighted
+    by their number); and per epoch and source every held-out image's scores as one result, for
+    paired comparisons of recipes. Fewer folds than ``n`` cover only their images."""
+    folds = list(range(n)) if folds is None else folds
     pooled: dict[int, dict[str, dict[str, Any]]] = {}
     runs: dict[int, int] = {}  # epoch -> runs that validated it
-    for k in range(n):
+    for k in folds:
         for file in sorted((out / f"fold-{k}" / "val").glob("epoch-*.json")):
             epoch = int(file.stem.removeprefix("epoch-"))
             runs[epoch] = runs.get(epoch, 0) + 1
@@ -69,9 +74,9 @@ def pool(out: Path, n: int) -> tuple[dict[str, Any], dict[int, dict[str, Evaluat
                 entry["per_image"].update(result["per_image"])
                 gold = math.nan if source["gold_IG"] is None else source["gold_IG"]
                 entry["gold"] += [gold] * len(result["per_image"])  # the run's, per image
-    table: dict[str, Any] = {"folds": n, "epochs": {}}
+    table: dict[str, Any] = {"folds": n, "pooled_folds": folds, "epochs": {}}
     results: dict[int, dict[str, EvaluationResult]] = {}
-    for epoch in sorted(e for e, count in runs.items() if count == n):
+    for epoch in sorted(e for e, count in runs.items() if count == len(folds)):
         row: dict[str, Any] = {}
         for label, entry in pooled[epoch].items():
             first = entry["result"]
@@ -103,12 +108,18 @@ def render(table: dict[str, Any], name: str) -> str:
     """The pooled table as Markdown: per validated epoch, each source's % expl. IG +- SE."""
     epochs = table["epochs"]
     if not epochs:
-        return f"# Cross-validation of {name}\n\nNo epoch was validated in every fold yet.\n"
+        return f"# Cross-validation of {name}\n\nNo fold has finished yet.\n"
     sources = [s for s in next(iter(epochs.values())) if s != "mean_explained_IG_percent"]
+    pooled = table.get("pooled_folds", list(range(table["folds"])))
+    held = (
+        "every training image held out once"
+        if len(pooled) == table["folds"]
+        else f"the images held out by fold {', '.join(str(k + 1) for k in pooled)} only"
+    )
     lines = [
         f"# Cross-validation of {name}: {table['folds']} folds by image",
         "",
-        "Per validated epoch, on every training image held out once: % of the explainable "
+        f"Per validated epoch, on {held}: % of the explainable "
         "information gain (IG in bits per fixation), +- one standard error over images.",
         "",
         "| epoch | " + " | ".join(sources) + " | mean |",
@@ -138,7 +149,8 @@ def cross_validate(
     console: Console | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the ``folds`` (default all) of an ``n``-fold cross-validation of
-    ``config`` in ``out`` and pool every finished fold; returns the pooled table."""
+    ``config`` in ``out`` and pool every finished fold (before all are, the table and pooled
+    files cover the finished folds' images only); returns the pooled table."""
     runs = list(range(n)) if folds is None else folds
     for k in [0, *runs]:  # 0 checks n itself when no fold is named
         check_fold(k, n)
@@ -157,7 +169,7 @@ def cross_validate(
         save_config(cfg, run / "config.yaml")
         Trainer(cfg, out_dir=run, device=device, resume=resume, console=console).fit()
     done = [k for k in range(n) if _finished(out / f"fold-{k}", config.train.epochs)]
-    table, results = pool(out, n) if len(done) == n else ({"folds": n, "epochs": {}}, {})
+    table, results = pool(out, n, done) if done else ({"folds": n, "epochs": {}}, {})
     for epoch, by_source in results.items():
         for label, result in by_source.items():
             write_results([result], out / "pooled" / f"{label}-epoch-{epoch:03d}.json")

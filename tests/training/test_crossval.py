@@ -61,7 +61,9 @@ def test_cross_validation_pools_every_held_out_image(small_osie, nus_scene_root,
     config = _config(small_osie, nus_scene_root, tmp_path)
     out = tmp_path / "cv"
     first = cross_validate(config, 2, out, folds=[0])
-    assert first["finished_folds"] == [0] and first["epochs"] == {}  # one fold: no table yet
+    assert first["finished_folds"] == [0] and first["pooled_folds"] == [0]
+    assert first["epochs"][1]["osie"]["n_images"] == 3  # one fold: its held-out images only
+    assert "held out by fold 1 only" in (out / "crossval.md").read_text()
     table = cross_validate(config, 2, out)
     assert table["finished_folds"] == [0, 1] and table["best_epoch"] == 1
     row = table["epochs"][1]
