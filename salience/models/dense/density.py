@@ -55,6 +55,7 @@ class DenseDensity(GridDensity):
     @staticmethod
     def for_inference(model: nn.Module) -> None:
         model.backbone.fold_batch_norm()  # see Backbone.fold_batch_norm
+        model.fuse_readouts()  # see DenseSaliency.fuse_readouts
         model.to(memory_format=torch.channels_last)
 
     def cells(self, x: torch.Tensor) -> torch.Tensor:

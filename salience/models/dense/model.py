@@ -25,6 +25,7 @@ an image: its aspect kept, about ``config.input_pixels`` pixels, sides multiples
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -149,6 +150,84 @@ class Readout(nn.Module):
         return F.log_softmax(x, dim=1).view(-1, *out_size)  # (B, h, w)
 
 
+class FusedReadouts(nn.Module):
+    """Readouts that read the same feature maps, computed together for inference.
+
+    The same function as the readouts one by one (to float rounding), in one pass: each
+    readout's batch norms (running statistics) are folded into its projections, the
+    projections of all readouts become one 1x1 convolution per level, the hidden 1x1
+    convolutions grouped ones, and the blur one depthwise convolution with a width per readout.
+    Built from trained readouts by :meth:`DenseSaliency.fuse_readouts`; not trainable.
+    """
+
+    def __init__(self, readouts: Sequence[Readout]) -> None:
+        super().__init__()
+        first = readouts[0]
+        self.config = first.config
+        self.count = len(readouts)
+        with torch.no_grad():
+            weights: list[list[Tensor]] = [[] for _ in first.projections]  # per level, readout
+            biases = []
+            for r in readouts:
+                bias = r.bias.reshape(-1).clone()  # (R,)
+                for level, (norm, project) in enumerate(zip(r.norms, r.projections, strict=True)):
+                    scale, shift = _norm_affine(norm)  # (C,), (C,)
+                    w = project.weight[:, :, 0, 0]  # (R, C)
+                    weights[level].append(w * scale)
+                    bias += w @ shift
+                biases.append(bias)
+            self.projections = nn.ModuleList()
+            for level in weights:
+                stacked = torch.cat(level)  # (K R, C)
+                conv = nn.Conv2d(stacked.shape[1], stacked.shape[0], 1, bias=False)
+                conv.weight.copy_(stacked[:, :, None, None])
+                self.projections.append(conv)
+            self.bias = nn.Parameter(torch.cat(biases).view(1, -1, 1, 1))  # (1, K R, 1, 1)
+            layers: list[nn.Module] = []
+            for k, layer in enumerate(first.convs):
+                if not isinstance(layer, nn.Conv2d):
+                    layers.append(layer)  # softplus
+                    continue
+                grouped = nn.Conv2d(
+                    layer.in_channels * self.count,
+                    layer.out_channels * self.count,
+                    1,
+                    groups=self.count,
+                )
+                grouped.weight.copy_(torch.cat([r.convs[k].weight for r in readouts]))
+                grouped.bias.copy_(torch.cat([r.convs[k].bias for r in readouts]))
+                layers.append(grouped)
+            self.convs = nn.Sequential(*layers)
+            self.log_sigma = nn.Parameter(torch.stack([r.log_sigma for r in readouts]))  # (K,)
+            prior = torch.cat([r.log_prior for r in readouts], dim=1)  # (1, K, rows, cols)
+            self.log_prior = nn.Parameter(prior)
+        self.requires_grad_(False)
+
+    def forward(self, features: list[Tensor], out_size: tuple[int, int]) -> Tensor:
+        """Feature maps [(B, C_l, h_l, w_l)], finest first -> log-densities (B, K, *out_size)."""
+        grid = features[0].shape[-2:]
+        x = self.bias  # (1, K R, 1, 1)
+        for f, project in zip(features, self.projections, strict=True):
+            y = project(f)  # (B, K R, h_l, w_l)
+            if y.shape[-2:] != grid:
+                y = F.interpolate(y, size=grid, mode="bilinear", align_corners=False)
+            x = x + y  # (B, K R, h_0, w_0)
+        x = self.convs(x)  # (B, K, h_0, w_0)
+        if x.shape[-2:] != out_size:
+            x = F.interpolate(x, size=out_size, mode="bilinear", align_corners=False)
+        sigma = self.log_sigma.exp().clamp(0.25, self.config.blur_radius / 3)  # (K,)
+        x = gaussian_blur(x.float(), sigma.float(), self.config.blur_radius)  # (B, K, h, w)
+        prior = F.interpolate(self.log_prior, size=out_size, mode="bilinear", align_corners=False)
+        x = (x + prior.float()).flatten(2)  # (B, K, h * w)
+        return F.log_softmax(x, dim=2).view(x.shape[0], self.count, *out_size)  # (B, K, h, w)
+
+
+def _norm_affine(norm: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
+    """Per-channel (scale, shift) with ``norm(x) = x * scale + shift`` in eval mode."""
+    scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
+    return scale, norm.bias - norm.running_mean * scale
+
+
 class DenseSaliency(nn.Module):
     """Backbone (or a :class:`BackboneSet`) + ``config.readouts`` :class:`Readout` heads. ``forward`` takes (B, 3, H, W) RGB
     in [0, 1] and returns ``{"log_density": (B, H / s, W / s)}`` with s = ``config.output_stride``:
@@ -171,6 +250,16 @@ class DenseSaliency(nn.Module):
         self.readouts = nn.ModuleList(
             Readout(config, self.backbone.channels[group]) for group in self.readout_groups
         )
+        self.fused: FusedReadouts | None = None  # set by fuse_readouts, for inference
+
+    def fuse_readouts(self) -> None:
+        """Compute the readouts together from now on (:class:`FusedReadouts`), for faster
+        inference: when they all read the same feature maps (one backbone). The same densities
+        to float rounding; irreversible and for inference only (raises in training mode)."""
+        if self.training:
+            raise ValueError("fuse_readouts is for inference: put the model in eval mode first")
+        if len(set(map(str, self.readout_groups))) == 1:
+            self.fused = FusedReadouts(list(self.readouts))
 
     def output_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
         stride = self.config.output_stride
@@ -194,12 +283,15 @@ class DenseSaliency(nn.Module):
         elif input_size is None:
             raise ValueError("features need the input_size they were computed at")
         out_size = self.output_size(input_size)
-        members = torch.stack(
-            [
-                r(features[g], out_size)
-                for r, g in zip(self.readouts, self.readout_groups, strict=True)
-            ],
-            dim=1,
-        )  # (B, K, h, w)
+        if self.fused is not None:
+            members = self.fused(features[self.readout_groups[0]], out_size)  # (B, K, h, w)
+        else:
+            members = torch.stack(
+                [
+                    r(features[g], out_size)
+                    for r, g in zip(self.readouts, self.readout_groups, strict=True)
+                ],
+                dim=1,
+            )  # (B, K, h, w)
         log_density = torch.logsumexp(members, dim=1) - math.log(len(self.readouts))  # (B, h, w)
         return {"log_density": log_density, "member_log_densities": members}

@@ -248,3 +248,44 @@ def test_mirror_averaging_only_where_gaze_is_mirror_symmetric():
     assert DenseDensity(model, metadata, "eye").flip_average
     assert not DenseDensity(model, metadata, "ui").flip_average  # pages read left to right
     assert [c.mirror_symmetric for c in Condition] == [True, True, False]
+
+
+def test_blur_per_channel_is_each_channel_blurred_alone():
+    x = torch.rand(2, 3, 20, 27, dtype=torch.float64)
+    sigmas = torch.tensor([0.7, 2.0, 4.5], dtype=torch.float64)
+    together = gaussian_blur(x, sigmas, 8)
+    for c, sigma in enumerate(sigmas):
+        torch.testing.assert_close(together[:, c : c + 1], gaussian_blur(x[:, c : c + 1], sigma, 8))
+
+
+@pytest.mark.parametrize("readout", [(8, 4), (6,), ()])
+def test_fused_readouts_compute_what_the_readouts_do(readout):
+    torch.manual_seed(0)
+    model = DenseSaliency(replace(SMALL, readouts=3, readout=readout, dropout=0.3))
+    with torch.no_grad():  # trained-looking readouts: statistics, scales and widths of their own
+        for r in model.readouts:
+            for norm in r.norms:
+                norm.running_mean.normal_()
+                norm.running_var.uniform_(0.5, 2.0)
+                norm.weight.normal_()
+                norm.bias.normal_()
+            r.bias.normal_()
+            r.log_sigma.uniform_(-0.5, 1.0)
+            r.log_prior.normal_()
+    images = torch.rand(2, 3, 64, 96)
+    with torch.inference_mode():
+        want = model.eval()(images)
+        model.fuse_readouts()
+        got = model(images)
+    assert model.fused is not None
+    for key in ("log_density", "member_log_densities"):
+        torch.testing.assert_close(got[key], want[key], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="eval mode"):
+        model.train().fuse_readouts()
+
+
+def test_readouts_on_different_backbones_stay_apart():
+    config = replace(SMALL, backbone=("tf_efficientnet_lite0", "tf_efficientnet_lite1"), readouts=2)
+    model = DenseSaliency(config).eval()
+    model.fuse_readouts()
+    assert model.fused is None  # nothing to share: each readout reads its own features
