@@ -15,7 +15,10 @@ Three measurements, each comparing the variants inside one run:
     python benchmarks/fast_inference.py --data ../shared/data/osie --out benchmarks/RESULTS_fast_inference.json
 
 ``--int8`` names an int8 graph (``salience export default default.onnx --format onnx --int8
-...``) to add as a third backend.
+...``) to add as a third backend. ``--peers`` adds two PyTorch peers of the shipped default:
+its readouts computed one by one (as before :class:`~salience.models.dense.model.FusedReadouts`)
+and a single pass without mirror averaging (as shipped before session 10); and the shipped
+``accurate`` model on both backends.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from salience.predictor import Predictor
 THREADS = 2
 
 
-def backends(int8: Path | None) -> dict[str, object]:
+def backends(int8: Path | None, peers: bool = False) -> dict[str, object]:
     """Density models by backend name, every one on THREADS threads."""
     torch.set_num_threads(THREADS)
     models: dict[str, object] = {
@@ -54,6 +57,15 @@ def backends(int8: Path | None) -> dict[str, object]:
     }
     if int8 is not None:
         models["onnxruntime-int8"] = OnnxDensity(int8, threads=THREADS)
+    if peers:
+        unfused = load_pretrained("default")
+        unfused.model.fused = None
+        models["torch, readouts one by one"] = unfused
+        single = load_pretrained("default")
+        single.flip_average = False
+        models["torch, no mirror averaging"] = single
+        models["accurate, torch"] = load_pretrained("accurate")
+        models["accurate, onnxruntime"] = load_onnx("accurate", threads=THREADS)
     return models
 
 
@@ -148,6 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/osie"))
     parser.add_argument("--int8", type=Path, default=None, help="an int8 graph to compare")
+    parser.add_argument("--peers", action="store_true", help="add the peers and `accurate`")
     parser.add_argument("--latency-images", type=int, default=30)
     parser.add_argument("--folder-images", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=2)
@@ -159,7 +172,7 @@ def main() -> None:
     args = parser.parse_args()
 
     val = [s.path for s in load_dataset("osie", args.data).split("val")]
-    models = backends(args.int8) if {"latency", "folder"} & set(args.parts) else {}
+    models = backends(args.int8, args.peers) if {"latency", "folder"} & set(args.parts) else {}
     result = {
         "machine": {
             "cpus": os.cpu_count(),

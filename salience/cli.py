@@ -563,11 +563,11 @@ def cv_command(
         table = cross_validate(cfg, folds, out, fold, device=device, console=console)
     except (KeyError, ValueError, FileNotFoundError, DataFormatError) as exc:
         _fail(str(exc))
+    done = len(table["finished_folds"])
     if table["epochs"]:
         console.print((out / "crossval.md").read_text())
-    else:
-        done = len(table["finished_folds"])
-        console.print(f"{done} of {folds} folds finished; the pooled table needs them all ({out})")
+    if done < folds:
+        console.print(f"{done} of {folds} folds finished: the pooled figures cover theirs ({out})")
 
 
 @app.command("predict")

@@ -1,10 +1,11 @@
 """Dense saliency models: frozen ImageNet features, a 1x1 readout, blur, a learned center bias.
 
 Importing this package registers ``dense-lite0``, ``dense-lite1``, ``dense-lite2``,
-``dense-mix`` (one readout on each of the three, mixed: DeepGaze IIE's recipe) and ``default``. Each factory takes ``(pretrained=False, **overrides)`` and returns the network, a
+``dense-mix`` (one readout on each of the three, mixed: DeepGaze IIE's recipe), ``default``
+and ``accurate``. Each factory takes ``(pretrained=False, **overrides)`` and returns the network, a
 :class:`DenseSaliency`; the overrides replace fields of the variant's :class:`DenseConfig`.
-``default`` is the model shipped inside the package (``salience/weights/default.safetensors``,
-see its model card): ``create_model("default", pretrained=True)`` is the network with its
+``default`` and ``accurate`` are the models shipped inside the package
+(``salience/weights/<name>.safetensors``, see their model cards): ``create_model("default", pretrained=True)`` is the network with its
 weights (no network access); ``salience.models.registry.load_checkpoint`` of that file, or
 ``Predictor.from_pretrained()``, runs it on images.
 """
@@ -78,13 +79,26 @@ def dense_mix(pretrained: bool = False, **overrides: Any) -> DenseSaliency:
     return _create("dense-mix", pretrained, overrides)
 
 
-@register_model("default")
-def default(pretrained: bool = False, **overrides: Any) -> DenseSaliency:
-    """The shipped default model (see salience/weights/default.md); pretrained=True loads it."""
-    path = shipped_weights("default")
+def _shipped(name: str, pretrained: bool, overrides: dict[str, Any]) -> DenseSaliency:
+    """A model shipped in the package: with its weights, or its architecture with ImageNet
+    backbones (e.g. to train it again)."""
+    path = shipped_weights(name)
     if pretrained:
         if overrides:
-            raise ValueError(f"the shipped default model takes no overrides, got {overrides}")
+            raise ValueError(f"the shipped {name!r} model takes no overrides, got {overrides}")
         return FORMAT.load(path)[0]
     config = config_from_metadata(read_metadata(path), str(path))
     return DenseSaliency(replace(config, backbone_pretrained=True, **overrides))
+
+
+@register_model("default")
+def default(pretrained: bool = False, **overrides: Any) -> DenseSaliency:
+    """The shipped default model (see salience/weights/default.md); pretrained=True loads it."""
+    return _shipped("default", pretrained, overrides)
+
+
+@register_model("accurate")
+def accurate(pretrained: bool = False, **overrides: Any) -> DenseSaliency:
+    """The shipped accurate model: three backbones, about 3.5 times the default's time (see
+    salience/weights/accurate.md); pretrained=True loads it."""
+    return _shipped("accurate", pretrained, overrides)

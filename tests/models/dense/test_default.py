@@ -19,10 +19,13 @@ from salience.models.registry import create_model, load_pretrained, shipped_weig
 from salience.models.sampler import ScanpathSampler
 from salience.predictor import Predictor
 
+SHIPPED = {"default": 10e6, "accurate": 30e6}  # name: the most bytes its file may take
 
-def test_shipped_file_is_small_fp16_and_self_describing():
-    path = shipped_weights("default")
-    assert path.stat().st_size < 10e6
+
+@pytest.mark.parametrize(("name", "size"), SHIPPED.items())
+def test_shipped_file_is_small_fp16_and_self_describing(name, size):
+    path = shipped_weights(name)
+    assert path.stat().st_size < size
     with safe_open(str(path), framework="pt") as f:
         metadata = f.metadata()
         dtypes = {f.get_tensor(k).dtype for k in f.keys()}
@@ -31,10 +34,11 @@ def test_shipped_file_is_small_fp16_and_self_describing():
     ScanpathSampler.from_dict(json.loads(metadata["sampler"]))
 
 
-def test_default_model_beats_the_center_bias_on_held_out_osie(osie):
-    model = load_pretrained("default")
-    assert isinstance(model, DenseDensity)
-    assert isinstance(create_model("default", pretrained=True), DenseSaliency)  # the network
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_beats_the_center_bias_on_held_out_osie(osie, name):
+    model = load_pretrained(name)
+    assert isinstance(model, DenseDensity) and model.flip_average  # photos: mirror-averaged
+    assert isinstance(create_model(name, pretrained=True), DenseSaliency)  # the network
     val = osie.split("val")
     subset = val.subset(val.ids[:8])
     center_bias = CenterBiasKDE()
@@ -46,18 +50,20 @@ def test_default_model_beats_the_center_bias_on_held_out_osie(osie):
     assert result.means["AUC-Judd"] > 0.85
 
 
-def test_predictor_from_pretrained_uses_the_shipped_sampler():
-    predictor = Predictor.from_pretrained()
-    with safe_open(str(shipped_weights("default")), framework="pt") as f:
+@pytest.mark.parametrize("name", SHIPPED)
+def test_predictor_from_pretrained_uses_the_shipped_sampler(name):
+    predictor = Predictor.from_pretrained(name)
+    with safe_open(str(shipped_weights(name)), framework="pt") as f:
         stored = json.loads(f.metadata()["sampler"])
     assert predictor.sampler.to_dict() == stored
     result = predictor.predict(np.full((120, 160, 3), 200, np.uint8))
     assert result.density.shape == (120, 160)
 
 
-def test_shipped_default_takes_no_overrides():
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_models_take_no_overrides(name):
     with pytest.raises(ValueError, match="overrides"):
-        create_model("default", pretrained=True, readout=(4,))
+        create_model(name, pretrained=True, readout=(4,))
 
 
 def test_export_writes_fp16_with_a_fitted_sampler(tiny_weights, osie_root, tmp_path):
