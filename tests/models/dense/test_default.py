@@ -37,7 +37,8 @@ def test_shipped_file_is_small_fp16_and_self_describing(name, size):
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_model_beats_the_center_bias_on_held_out_osie(osie, name):
     model = load_pretrained(name)
-    assert isinstance(model, DenseDensity) and model.flip_average  # photos: mirror-averaged
+    assert isinstance(model, DenseDensity)
+    assert model.flip_average == (name == "accurate")  # too slow for the default
     assert isinstance(create_model(name, pretrained=True), DenseSaliency)  # the network
     val = osie.split("val")
     subset = val.subset(val.ids[:8])
