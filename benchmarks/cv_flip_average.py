@@ -3,7 +3,7 @@
 Each run of a ``salience cv`` folder is scored again on its held-out images at its last epoch,
 now predicting the mixture of the image's and its mirror image's densities
 (``flip_average``; twice the network's work), with the center bias the run validated against
-(fitted on the training folds, :meth:`Trainer.validation`). The result, per source, is written in the form of the folder's
+(fitted on the training folds, :func:`salience.training.loop.validations`). The result, per source, is written in the form of the folder's
 ``pooled/<source>-epoch-<e>.json`` so that ``salience eval-diff`` compares the two image by
 image; the latency of ``Predictor.predict`` on an 800 x 600 image is measured both ways.
 
@@ -25,7 +25,7 @@ from salience.evaluation.evaluate import EvaluationResult, evaluate, write_resul
 from salience.models.registry import load_checkpoint
 from salience.predictor import Predictor
 from salience.training.config import load_config
-from salience.training.loop import Trainer
+from salience.training.loop import validations
 
 
 def latency(path: Path, flip: bool, image: np.ndarray, repeats: int = 10) -> float:
@@ -53,7 +53,7 @@ def main() -> None:
         config = load_config(run / "config.yaml")
         density = load_checkpoint(run / "last.safetensors")
         density.flip_average = True
-        for v in Trainer(config, out_dir=run).validation():  # the run's held-out images
+        for v in validations(config):  # the run's held-out images
             result = evaluate(density, v.images, center_bias=v.center_bias)
             per_source.setdefault(v.label, {}).update(result.per_image)
             print(f"{run.name} {v.label}: IG {result.means['IG']:.4f} ({len(v.images)} images)")

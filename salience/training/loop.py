@@ -154,6 +154,51 @@ class Validation:
     gold_ig: float | None
 
 
+class Sources:
+    """The datasets a config's sources name, each loaded once, and the images a source selects
+    (its split, ``limit`` and cross-validation ``fold``)."""
+
+    def __init__(self) -> None:
+        self._datasets: dict[tuple[str, str], Dataset] = {}
+
+    def dataset(self, source: SourceConfig) -> Dataset:
+        """The whole dataset ``source`` names."""
+        key = (source.name, source.root)
+        if key not in self._datasets:
+            self._datasets[key] = load_dataset(
+                source.name, source.root, source.pixels_per_degree, **source.options
+            )
+        return self._datasets[key]
+
+    def split(self, source: SourceConfig) -> Dataset:
+        """The images ``source`` selects."""
+        split = self.dataset(source).split(source.split)
+        if source.limit:
+            split = split.subset(split.ids[: source.limit])
+        if source.fold is not None:
+            split = split.fold(*source.fold, complement=source.fold_complement)
+        return split
+
+
+def validations(config: Config, sources: Sources | None = None) -> list[Validation]:
+    """Per validation source of ``config``: its images, the center bias fitted on its dataset's
+    train split (less any validated image: a fold of the train split), the gold standard's IG.
+    Also what scores a finished run's held-out images again (e.g. a cross-validation fold's)."""
+    sources = sources or Sources()
+    val_sources = config.data.val_sources
+    names = [s.name for s in val_sources]
+    found = []
+    for source in val_sources:
+        val = sources.split(source)
+        held = set(val.ids)
+        train = sources.dataset(source).split("train")
+        train = train.subset([i for i in train.ids if i not in held])
+        center_bias, _, gold_ig = fit_references(train, val, val)
+        label = source.name if names.count(source.name) == 1 else f"{source.name}[{len(found)}]"
+        found.append(Validation(label, source, val, center_bias, gold_ig))
+    return found
+
+
 @dataclass
 class _Run:
     """What one training run holds while it trains."""
@@ -196,30 +241,13 @@ class Trainer:
         self.console = console or Console(stderr=True)
         self.device = resolve_device(device or config.train.device)
         self.dist, self.device = init_distributed(self.device)
-        self._datasets: dict[tuple[str, str], Dataset] = {}
+        self._sources = Sources()
 
     # -- setup ------------------------------------------------------------------------------
 
-    def _load(self, source: SourceConfig) -> Dataset:
-        """The whole dataset a source names (loaded once per run)."""
-        key = (source.name, source.root)
-        if key not in self._datasets:
-            self._datasets[key] = load_dataset(
-                source.name, source.root, source.pixels_per_degree, **source.options
-            )
-        return self._datasets[key]
-
-    def _split(self, source: SourceConfig) -> Dataset:
-        split = self._load(source).split(source.split)
-        if source.limit:
-            split = split.subset(split.ids[: source.limit])
-        if source.fold is not None:
-            split = split.fold(*source.fold, complement=source.fold_complement)
-        return split
-
     def _splits(self) -> tuple[list[Dataset], Dataset | None]:
         """Training datasets, minus the calibration images held out of the first one."""
-        train = [self._split(s) for s in self.config.data.train]
+        train = [self._sources.split(s) for s in self.config.data.train]
         n_cal = self.config.data.calibration_images
         if n_cal <= 0:
             return train, None
@@ -232,22 +260,6 @@ class Trainer:
         kept = [ids[i] for i in sorted(order[n_cal:])]
         calibration = first.subset(held, name=f"{first.name}-calibration")
         return [first.subset(kept), *train[1:]], calibration
-
-    def validation(self) -> list[Validation]:
-        """Per validation source: its images, the center bias fitted on its dataset's train
-        split (less any validated image: a fold of the train split), the gold standard's IG."""
-        sources = self.config.data.val_sources
-        names = [s.name for s in sources]
-        found = []
-        for source in sources:
-            val = self._split(source)
-            held = set(val.ids)
-            train = self._load(source).split("train")
-            train = train.subset([i for i in train.ids if i not in held])
-            center_bias, _, gold_ig = fit_references(train, val, val)
-            label = source.name if names.count(source.name) == 1 else f"{source.name}[{len(found)}]"
-            found.append(Validation(label, source, val, center_bias, gold_ig))
-        return found
 
     def _optimizer(self, model: nn.Module, task: Task) -> torch.optim.Optimizer:
         optim = self.config.optim
@@ -395,7 +407,7 @@ class Trainer:
             save_config(self.config, self.out_dir / "config.yaml")
         if self.config.data.cache_features:
             run.bank = self._feature_bank(run.task, run.model, run.train_set)
-        run.validation = self.validation() if self.dist.is_main else []
+        run.validation = validations(self.config, self._sources) if self.dist.is_main else []
         if self.dist.enabled:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             run.ddp = DistributedDataParallel(run.model, device_ids=device_ids)
