@@ -17,7 +17,7 @@ Three measurements, each comparing the variants inside one run:
 ``--int8`` names an int8 graph (``salience export default default.onnx --format onnx --int8
 ...``) to add as a third backend. ``--peers`` adds two PyTorch peers of the shipped default:
 its readouts computed one by one (as before :class:`~salience.models.dense.model.FusedReadouts`)
-and a single pass without mirror averaging (as shipped before session 10); and the shipped
+and its mirror-averaged copy (``salience export ... --flip-average``); and the shipped
 ``accurate`` model on both backends.
 """
 
@@ -61,9 +61,9 @@ def backends(int8: Path | None, peers: bool = False) -> dict[str, object]:
         unfused = load_pretrained("default")
         unfused.model.fused = None
         models["torch, readouts one by one"] = unfused
-        single = load_pretrained("default")
-        single.flip_average = False
-        models["torch, no mirror averaging"] = single
+        mirrored = load_pretrained("default")
+        mirrored.flip_average = True
+        models["torch, mirror-averaged"] = mirrored
         models["accurate, torch"] = load_pretrained("accurate")
         models["accurate, onnxruntime"] = load_onnx("accurate", threads=THREADS)
     return models

@@ -160,7 +160,7 @@ def _conv_norm_pairs(parent: nn.Module) -> list[tuple[str, str]]:
     return []
 
 
-def _norm_scale_shift(norm: nn.Module) -> tuple[Tensor, Tensor] | None:
+def norm_scale_shift(norm: nn.Module) -> tuple[Tensor, Tensor] | None:
     """Per-channel (scale, shift) with ``norm(x) = act(x * scale + shift)`` in eval mode, or None
     if ``norm`` is no batch norm with running statistics."""
     if not isinstance(norm, FrozenBatchNormAct2d | FrozenBatchNorm2d | nn.BatchNorm2d):
@@ -198,7 +198,7 @@ def fold_batch_norms(module: nn.Module) -> None:
             conv, norm = getattr(parent, conv_name, None), getattr(parent, norm_name, None)
             if not isinstance(conv, nn.Conv2d) or norm is None:
                 continue
-            folded = _norm_scale_shift(norm)
+            folded = norm_scale_shift(norm)
             if folded is None or folded[0].numel() != conv.out_channels:
                 continue
             scale, shift = folded

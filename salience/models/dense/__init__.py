@@ -2,11 +2,12 @@
 
 Importing this package registers ``dense-lite0``, ``dense-lite1``, ``dense-lite2``,
 ``dense-mix`` (one readout on each of the three, mixed: DeepGaze IIE's recipe), ``default``
-and ``accurate``. Each factory takes ``(pretrained=False, **overrides)`` and returns the network, a
-:class:`DenseSaliency`; the overrides replace fields of the variant's :class:`DenseConfig`.
-``default`` and ``accurate`` are the models shipped inside the package
-(``salience/weights/<name>.safetensors``, see their model cards): ``create_model("default", pretrained=True)`` is the network with its
-weights (no network access); ``salience.models.registry.load_checkpoint`` of that file, or
+and ``accurate``. Each factory takes ``(pretrained=False, **overrides)`` and returns the
+network, a :class:`DenseSaliency`; the overrides replace fields of the variant's
+:class:`DenseConfig`. ``default`` and ``accurate`` are the models shipped inside the package
+(``salience/weights/<name>.safetensors``, see their model cards):
+``create_model("default", pretrained=True)`` is the network with its weights (no network
+access); ``salience.models.registry.load_checkpoint`` of that file, or
 ``Predictor.from_pretrained()``, runs it on images.
 """
 
@@ -99,6 +100,6 @@ def default(pretrained: bool = False, **overrides: Any) -> DenseSaliency:
 
 @register_model("accurate")
 def accurate(pretrained: bool = False, **overrides: Any) -> DenseSaliency:
-    """The shipped accurate model: three backbones, about 3.5 times the default's time (see
+    """The shipped accurate model: three backbones, about 4 times the default's time (see
     salience/weights/accurate.md); pretrained=True loads it."""
     return _shipped("accurate", pretrained, overrides)

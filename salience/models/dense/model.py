@@ -8,18 +8,19 @@ log-density, trained directly by the log-likelihood of human fixations.
 
 With several backbones (``backbone`` a tuple of timm names) readout k reads the features of
 backbone k mod their number: DeepGaze IIE's largest gain came from mixing different ImageNet
-networks this way. With ``readouts`` > 1 the model holds several readouts on the one backbone and predicts the
-mixture of their densities (each weighted 1 / K), as DeepGaze IIE mixes its readouts: the
-backbone's work, nearly all of the cost, is shared. Trained with ``ensemble_loss="members"``
-each readout learns on its own (an ensemble in one run, diverse through its initialization and
-dropout masks); with ``"mixture"`` the mixture's likelihood is what is trained. With
+networks this way. With ``readouts`` > 1 the model holds several readouts on the one backbone
+and predicts the mixture of their densities (each weighted 1 / K), as DeepGaze IIE mixes its
+readouts: the backbone's work, nearly all of the cost, is shared. Trained with
+``ensemble_loss="members"`` each readout learns on its own (an ensemble in one run, diverse
+through its initialization and dropout masks); with ``"mixture"`` the mixture's likelihood is what is trained. With
 ``windows`` readout k is the density of viewing-time window k (where the gaze dwells during,
 say, 1-2 s), trained on the fixations weighted by their dwell in it; the mixture then averages the
 windows.
 
 The model is fully convolutional; the prior is a small learned grid over normalized image
-coordinates, so any aspect ratio works. :func:`salience.models.density.input_size_for` picks the network's input size for
-an image: its aspect kept, about ``config.input_pixels`` pixels, sides multiples of 32.
+coordinates, so any aspect ratio works. :func:`salience.models.density.input_size_for` picks
+the network's input size for an image: its aspect kept, about ``config.input_pixels`` pixels,
+sides multiples of 32.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from salience.models.backbone import Backbone, BackboneSet
+from salience.models.backbone import Backbone, BackboneSet, norm_scale_shift
 from salience.models.blur import gaussian_blur
 
 
@@ -66,11 +67,13 @@ class DenseConfig:
         if not isinstance(self.backbone, str):  # YAML and JSON give lists; one name stays a str
             names = tuple(self.backbone)
             object.__setattr__(self, "backbone", names[0] if len(names) == 1 else names)
-        if self.readouts % len(self.backbones) or (self.windows and len(self.backbones) > 1):
+        if self.readouts % len(self.backbones):
             raise ValueError(
                 f"readouts ({self.readouts}) must be a multiple of the backbones "
-                f"({len(self.backbones)}), and windows need one backbone"
+                f"({len(self.backbones)})"
             )
+        if self.windows and len(self.backbones) > 1:
+            raise ValueError(f"viewing-time windows need one backbone, got {self.backbones}")
         if not self.out_indices or min(self.out_indices) < 1:
             raise ValueError(f"out_indices must name timm feature stages >= 1: {self.out_indices}")
         if self.output_stride not in (1, 2, 4, 8):
@@ -171,7 +174,7 @@ class FusedReadouts(nn.Module):
             for r in readouts:
                 bias = r.bias.reshape(-1).clone()  # (R,)
                 for level, (norm, project) in enumerate(zip(r.norms, r.projections, strict=True)):
-                    scale, shift = _norm_affine(norm)  # (C,), (C,)
+                    scale, shift = norm_scale_shift(norm)  # (C,), (C,): running statistics
                     w = project.weight[:, :, 0, 0]  # (R, C)
                     weights[level].append(w * scale)
                     bias += w @ shift
@@ -222,29 +225,21 @@ class FusedReadouts(nn.Module):
         return F.log_softmax(x, dim=2).view(x.shape[0], self.count, *out_size)  # (B, K, h, w)
 
 
-def _norm_affine(norm: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
-    """Per-channel (scale, shift) with ``norm(x) = x * scale + shift`` in eval mode."""
-    scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
-    return scale, norm.bias - norm.running_mean * scale
-
-
 class DenseSaliency(nn.Module):
-    """Backbone (or a :class:`BackboneSet`) + ``config.readouts`` :class:`Readout` heads. ``forward`` takes (B, 3, H, W) RGB
-    in [0, 1] and returns ``{"log_density": (B, H / s, W / s)}`` with s = ``config.output_stride``:
-    natural-log probabilities of the output cells, each map summing to 1 (the equal-weight
-    mixture of the heads' densities), and ``"member_log_densities"`` (B, K, H / s, W / s), each
-    head's own."""
+    """Backbone (or a :class:`BackboneSet`) + ``config.readouts`` :class:`Readout` heads.
+    ``forward`` takes (B, 3, H, W) RGB in [0, 1] and returns
+    ``{"log_density": (B, H / s, W / s)}`` with s = ``config.output_stride``: natural-log
+    probabilities of the output cells, each map summing to 1 (the equal-weight mixture of the
+    heads' densities), and ``"member_log_densities"`` (B, K, H / s, W / s), each head's own."""
 
     def __init__(self, config: DenseConfig) -> None:
         super().__init__()
         self.config = config
-        names = config.backbones
-        kind = Backbone if len(names) == 1 else BackboneSet
-        self.backbone = kind(
-            names[0] if len(names) == 1 else names,
-            pretrained=config.backbone_pretrained,
-            out_indices=config.out_indices,
-        )
+        pretrained, levels = config.backbone_pretrained, config.out_indices
+        if isinstance(config.backbone, str):
+            self.backbone = Backbone(config.backbone, pretrained, levels)
+        else:
+            self.backbone = BackboneSet(config.backbone, pretrained, levels)
         groups = self.backbone.groups  # readout k reads the feature maps of groups[k mod len]
         self.readout_groups = [groups[k % len(groups)] for k in range(config.readouts)]
         self.readouts = nn.ModuleList(
@@ -258,7 +253,7 @@ class DenseSaliency(nn.Module):
         to float rounding; irreversible and for inference only (raises in training mode)."""
         if self.training:
             raise ValueError("fuse_readouts is for inference: put the model in eval mode first")
-        if len(set(map(str, self.readout_groups))) == 1:
+        if len(self.backbone.groups) == 1:
             self.fused = FusedReadouts(list(self.readouts))
 
     def output_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
