@@ -1,14 +1,16 @@
 """Latency and folder throughput of the default model on PyTorch and ONNX Runtime (fp32, int8).
 
-Three measurements, each comparing the variants inside one run:
+Four measurements, each comparing the variants inside one run:
 
 * ``latency``: per 800 x 600 OSIE val image, 2 threads for every backend, the network alone
   (the resized input through the network), the network with the full-resolution density, and
   ``Predictor.predict`` on the decoded image (density, ordered fixations). The variants run
   interleaved image by image, so load from other processes falls on all of them alike.
+* ``png``: encoding the default's heatmap and overlay PNGs of the same images, Pillow at level
+  1 (the encoder before session 11) against libvips at level 2 (``salience predict``'s now).
 * ``folder``: ``salience predict``'s pipeline (:func:`salience.batch.run_predict`) on 100 OSIE
-  val images, all files written, per backend; the backends alternate over ``--rounds`` rounds
-  and the best round counts.
+  val images, all files written, per backend, and on PyTorch with Pillow's PNGs as a peer; the
+  variants alternate over ``--rounds`` rounds and the best round counts.
 * ``memory``: peak resident memory of ``python -m salience predict`` (a fresh process) on 100
   and on 1,000 images (the val images under 1,000 distinct names), onnxruntime backend.
 
@@ -24,6 +26,8 @@ and its mirror-averaged copy (``salience export ... --flip-average``); and the s
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import platform
@@ -32,12 +36,16 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest.mock
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from salience.analysis import render
+from salience.analysis.render import display_map, heatmap, overlay, png_bytes
 from salience.batch import PredictJob, run_predict
 from salience.data import load_dataset
 from salience.io.images import load_image
@@ -46,6 +54,7 @@ from salience.models.registry import load_pretrained
 from salience.predictor import Predictor
 
 THREADS = 2
+PILLOW_PEER = "torch, PNGs by Pillow (before session 11)"
 
 
 def backends(int8: Path | None, peers: bool = False) -> dict[str, object]:
@@ -114,12 +123,57 @@ def latency(models: dict[str, object], paths: list[Path]) -> dict[str, dict[str,
     }
 
 
+def pillow_png(array: np.ndarray, compress_level: int = 6) -> bytes:
+    """The PNG encoder before session 11: Pillow, its adaptive row filters, level 1."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def encoder(name: str) -> Iterator[None]:
+    """``salience.analysis.render.png_bytes`` replaced by the peer ``name`` meanwhile."""
+    if name != PILLOW_PEER:
+        yield
+        return
+    with unittest.mock.patch.object(render, "png_bytes", pillow_png):
+        yield
+
+
+def pngs(paths: list[Path]) -> dict[str, dict[str, float]]:
+    """Milliseconds and kilobytes per heatmap and overlay PNG of the default's maps: Pillow
+    level 1 (before) against libvips level 2 (``salience predict``'s), interleaved."""
+    predictor = Predictor.from_pretrained()
+    encoders = {"Pillow, level 1": pillow_png, "libvips, level 2": lambda a: png_bytes(a, 2)}
+    times: dict[str, list[float]] = {}
+    sizes: dict[str, list[int]] = {}
+    for path in paths:
+        prediction = predictor.predict(path)
+        shown = display_map(prediction.density)
+        pictures = {
+            "heatmap": heatmap(prediction.density, display=shown),
+            "overlay": overlay(prediction.image, prediction.density, display=shown),
+        }
+        for kind, picture in pictures.items():
+            for name, encode in encoders.items():
+                key = f"{name} | {kind}"
+                times.setdefault(key, []).append(timed(lambda e=encode, p=picture: e(p)))
+                sizes.setdefault(key, []).append(len(encode(picture)))
+    return {
+        key: {"median_ms": float(np.median(v)), "mean_kb": float(np.mean(sizes[key])) / 1000}
+        for key, v in times.items()
+    }
+
+
 def folder(models: dict[str, object], paths: list[Path], rounds: int) -> dict[str, object]:
-    """Images per second of run_predict (all files written) per backend, best of the rounds."""
+    """Images per second of run_predict (all files written) per backend, best of the rounds;
+    with the PNG encoder of before as a peer of the PyTorch backend."""
     results: dict[str, list[float]] = {name: [] for name in models}
+    results[PILLOW_PEER] = []
     for _ in range(rounds):
-        for name, model in models.items():
-            with tempfile.TemporaryDirectory() as out:
+        for name in results:
+            model = models.get(name, models["torch"])
+            with encoder(name), tempfile.TemporaryDirectory() as out:
                 start = time.perf_counter()
                 done = run_predict(Predictor(model), paths, PredictJob(Path(out), batch_size=8))
                 seconds = time.perf_counter() - start
@@ -166,7 +220,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--memory", type=int, nargs="*", default=[100, 1000])
     parser.add_argument(
-        "--parts", nargs="*", default=["latency", "folder", "memory"], help="what to measure"
+        "--parts", nargs="*", default=["latency", "png", "folder", "memory"], help="what to measure"
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/RESULTS_fast_inference.json"))
     args = parser.parse_args()
@@ -192,6 +246,8 @@ def main() -> None:
     }
     if "latency" in args.parts:
         result["latency"] = latency(models, val[: args.latency_images])
+    if "png" in args.parts:
+        result["png"] = pngs(val[: args.latency_images])
     if "folder" in args.parts:
         result["folder"] = folder(models, val[: args.folder_images], args.rounds)
     if "memory" in args.parts:

@@ -328,11 +328,11 @@ def _write_maps(
     with atomic_path(out_dir / f"{stem}_density.npy") as tmp:
         np.save(tmp, density.astype(np.float32))
     shown = display_map(density)
-    save_png(out_dir / f"{stem}_heatmap.png", heatmap(density, display=shown), compress_level=1)
+    save_png(out_dir / f"{stem}_heatmap.png", heatmap(density, display=shown), compress_level=2)
     save_png(
         out_dir / f"{stem}_overlay.png",
         overlay(image, density, colormap=colormap, opacity=opacity, display=shown),
-        compress_level=1,
+        compress_level=2,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -17,6 +18,7 @@ from salience.analysis.render import (
     gaze_plot,
     heatmap,
     overlay,
+    png_bytes,
     save_png,
     side_by_side,
 )
@@ -221,14 +223,30 @@ def test_save_png_round_trips_atomically(tmp_path: Path) -> None:
 def test_an_interrupted_save_leaves_no_partial_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def fail(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
-        Path(str(fp)).write_bytes(b"\x89PNG half")
+    real_write = Path.write_bytes
+
+    def fail(self: Path, data: bytes) -> int:
+        real_write(self, data[: len(data) // 2])
         raise OSError("disk full")
 
-    monkeypatch.setattr(Image.Image, "save", fail)
+    monkeypatch.setattr(Path, "write_bytes", fail)
     with pytest.raises(OSError, match="disk full"):
         save_png(tmp_path / "map.png", heatmap(_density()))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (37, 53, 3), (37, 53, 4)])
+@pytest.mark.parametrize("level", [0, 2, 9])
+def test_png_bytes_decode_to_the_same_pixels(shape: tuple[int, ...], level: int) -> None:
+    pixels = np.random.default_rng(level).integers(0, 256, shape, dtype=np.uint8)
+    pixels[:, 10:] = pixels[:, :1]  # runs compress, noise does not: both kinds of rows
+    encoded = png_bytes(pixels[:, ::-1], level)  # a strided view is fine
+    with Image.open(io.BytesIO(encoded)) as im:
+        assert im.format == "PNG"
+        assert im.mode == ("L" if len(shape) == 2 else {3: "RGB", 4: "RGBA"}[shape[2]])
+        np.testing.assert_array_equal(np.asarray(im), pixels[:, ::-1])
+    with pytest.raises(ValueError, match="compress_level"):
+        png_bytes(pixels, 10)
 
 
 def test_colormap_table_holds_the_colours_heatmap_paints() -> None:

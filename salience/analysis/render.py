@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pyvips
 from PIL import Image, ImageDraw, ImageFont
 
-from salience.io.atomic import atomic_path
+from salience.io.atomic import atomic_write
 from salience.io.images import to_rgb_array
 
 if TYPE_CHECKING:
@@ -307,20 +308,35 @@ def check_colormap(name: str) -> None:
     _colormap(name)
 
 
+def png_bytes(array: np.ndarray, compress_level: int = 6) -> bytes:
+    """A uint8 gray (H, W), RGB (H, W, 3) or RGBA (H, W, 4) array encoded as PNG.
+
+    Encoded by libvips (pyvips, already the decoder of large images) with the Sub row filter:
+    about twice as fast as Pillow's adaptive filters at the same size on heatmaps and overlays,
+    which matters where a folder job writes two PNGs per image. ``compress_level`` 1 (fast) to
+    9 (small); 2 gives about the sizes of Pillow's level 1.
+    """
+    arr = np.asarray(array)
+    if arr.dtype != np.uint8:
+        raise ValueError(f"a PNG needs a uint8 array, got {arr.dtype}")
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)) or arr.size == 0:
+        raise ValueError(f"a PNG needs an (H, W), (H, W, 3) or (H, W, 4) array, got {arr.shape}")
+    if not 0 <= compress_level <= 9:
+        raise ValueError(f"compress_level must be 0 to 9, got {compress_level}")
+    arr = np.ascontiguousarray(arr)
+    bands = 1 if arr.ndim == 2 else arr.shape[2]
+    image = pyvips.Image.new_from_memory(arr.data, arr.shape[1], arr.shape[0], bands, "uchar")
+    return image.pngsave_buffer(compression=compress_level, filter="sub")
+
+
 def save_png(path: str | Path, array: np.ndarray, compress_level: int = 6) -> None:
     """Write a uint8 gray (H, W), RGB (H, W, 3) or RGBA (H, W, 4) array as a PNG, atomically.
 
     The file is written to a temporary name beside ``path`` and renamed into place, so an
     interrupted run leaves the old file or none, never half of one; parent folders are created.
-    The format is PNG whatever ``path``'s suffix; ``compress_level`` 1 (fast) to 9 (small).
+    The format is PNG whatever ``path``'s suffix; ``compress_level`` as :func:`png_bytes`.
     """
-    arr = np.asarray(array)
-    if arr.dtype != np.uint8:
-        raise ValueError(f"save_png needs a uint8 array, got {arr.dtype}")
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)) or arr.size == 0:
-        raise ValueError(f"save_png needs an (H, W), (H, W, 3) or (H, W, 4) array, got {arr.shape}")
-    with atomic_path(path) as tmp:
-        Image.fromarray(arr).save(tmp, format="PNG", compress_level=compress_level)
+    atomic_write(path, png_bytes(array, compress_level))
 
 
 def _density(density: np.ndarray) -> np.ndarray:

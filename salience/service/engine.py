@@ -21,11 +21,17 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import numpy as np
-from PIL import Image
 
 from salience.analysis.aoi import AoiReport, ComparisonReport, analyze, compare, resample_density
 from salience.analysis.regions import Region, RegionError
-from salience.analysis.render import difference_map, display_map, gaze_plot, heatmap, overlay
+from salience.analysis.render import (
+    difference_map,
+    display_map,
+    gaze_plot,
+    heatmap,
+    overlay,
+    png_bytes,
+)
 from salience.batch import predict_settings
 from salience.io.images import ImageReadError, ImageTooLargeError, NotAnImageError, decode_image
 from salience.predictor import ModelOutput, Prediction, Predictor
@@ -119,9 +125,7 @@ class InferencePool:
 
 def png_base64(array: np.ndarray) -> str:
     """A uint8 gray or RGB array as base64 PNG text (fast compression: maps compress well)."""
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return base64.b64encode(png_bytes(array, compress_level=2)).decode("ascii")
 
 
 def npy_base64(density: np.ndarray) -> str:
