@@ -1,10 +1,10 @@
 """``salience predict`` as a library: many images in, per-image files out, failures per item.
 
 For an image ``<name>`` the job writes ``<name>_density.npy`` (float32, the image's resolution,
-sums to 1), ``<name>_heatmap.png``, ``<name>_overlay.png`` and ``<name>_fixations.json`` (the
-likely fixations, the sampled scanpaths and the settings they were made with), each
-atomically; ``summary.csv`` lists every input with its status. An image whose four files all
-exist and whose recorded settings are the job's is not predicted again (unless ``overwrite``),
+sums to 1), ``<name>_heatmap.png``, ``<name>_overlay.png`` (or those of the three the job's
+``maps`` name) and ``<name>_fixations.json`` (the likely fixations, the sampled scanpaths and
+the settings they were made with), each atomically; ``summary.csv`` lists every input with its
+status. An image whose files all exist and whose recorded settings are the job's is not predicted again (unless ``overwrite``),
 so an interrupted job is finished by running it again, and running it with other settings
 (e.g. more scanpaths, another seed) redoes the images. An unreadable image is reported and
 skipped; the rest are written. With ``windows`` each viewing-time window also gets
@@ -39,8 +39,10 @@ from salience.predictor import WORKING_PIXELS, Prediction, Predictor, as_rgb
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 )
-OUTPUTS = ("_density.npy", "_heatmap.png", "_overlay.png", "_fixations.json")
-MAP_OUTPUTS = OUTPUTS[:3]  # what each viewing-time window gets too
+# the map files a job may choose among (``PredictJob.maps``; each viewing-time window gets them
+# too), each named by its suffix
+MAPS = {"density": "_density.npy", "heatmap": "_heatmap.png", "overlay": "_overlay.png"}
+OUTPUTS = (*MAPS.values(), "_fixations.json")  # the files of an image, all maps chosen
 SUMMARY_FIELDS = (
     "image",
     "name",
@@ -209,7 +211,10 @@ class PredictJob:
     """What a batch job makes, whichever engine runs it: the files of each image in
     ``out_dir``, ``batch_size`` images per forward pass, overlays in ``colormap`` at
     ``opacity``, ``scanpaths`` sampled scanpaths per image (seeded by ``seed``), with
-    ``windows`` one set of maps per viewing-time window; ``overwrite`` redoes finished images."""
+    ``windows`` one set of maps per viewing-time window; ``overwrite`` redoes finished images.
+    ``maps``: which of the map files (:data:`MAPS`) to write, in any order (a catalog scored by
+    its summary may need no pictures, and writing them costs about as much as the model); the
+    fixations JSON and the summary are always written."""
 
     out_dir: Path
     batch_size: int = 8
@@ -219,6 +224,7 @@ class PredictJob:
     scanpaths: int = 1
     seed: int = 0
     windows: bool = False
+    maps: tuple[str, ...] = tuple(MAPS)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.scanpaths < 0:
@@ -226,11 +232,21 @@ class PredictJob:
                 f"batch_size must be >= 1 and scanpaths >= 0, got {self.batch_size}, "
                 f"{self.scanpaths}"
             )
+        unknown = sorted(set(self.maps) - set(MAPS))
+        if unknown:
+            raise ValueError(f"unknown map {', '.join(unknown)}: choose among {', '.join(MAPS)}")
+        object.__setattr__(self, "maps", tuple(m for m in MAPS if m in self.maps))
 
     def settings(self, predictor: Predictor) -> dict[str, object]:
         """This job's :func:`predict_settings` for ``predictor``."""
         return predict_settings(
-            predictor, self.colormap, self.opacity, self.scanpaths, self.seed, self.windows
+            predictor,
+            self.colormap,
+            self.opacity,
+            self.scanpaths,
+            self.seed,
+            self.windows,
+            self.maps,
         )
 
 
@@ -241,9 +257,11 @@ def predict_settings(
     scanpaths: int,
     seed: int,
     windows: bool = False,
+    maps: Iterable[str] = tuple(MAPS),
 ) -> dict[str, object]:
     """The settings that shape a job's files, as recorded in each ``<name>_fixations.json``
-    (``windows``, the window labels, only when window maps are made)."""
+    (``windows``, the window labels, only when window maps are made; ``maps`` only when not all
+    three are, so that files written before the choice existed still count as done)."""
     settings: dict[str, object] = {
         "fixations": predictor.n_fixations,
         "image_degrees": predictor.image_degrees,
@@ -255,6 +273,9 @@ def predict_settings(
     }
     if windows:
         settings["windows"] = [w.label for w in predictor.windows]
+    chosen = [m for m in MAPS if m in set(maps)]
+    if chosen != list(MAPS):
+        settings["maps"] = chosen
     if predictor.condition is not None:  # the kind of data predicted for
         settings["condition"] = predictor.condition.kind
     if predictor.tiler is not None:  # which images are predicted viewport by viewport, and how
@@ -265,9 +286,9 @@ def predict_settings(
 def is_done(
     out_dir: Path, name: str, settings: dict[str, object], source: dict[str, object] | None = None
 ) -> bool:
-    """Whether the files of ``name`` (the four, and the windows' maps the settings ask for)
-    exist, are whole, and were made with ``settings`` from the input ``source`` identifies
-    (:func:`input_record`)."""
+    """Whether the files of ``name`` (its maps and fixations JSON, and the windows' maps the
+    settings ask for) exist, are whole, and were made with ``settings`` from the input
+    ``source`` identifies (:func:`input_record`)."""
     stems = [name] + [window_stem(name, label) for label in settings.get("windows", [])]
     try:
         recorded = json.loads((out_dir / f"{name}_fixations.json").read_text())
@@ -276,17 +297,26 @@ def is_done(
         if source is not None and recorded.get("input") != source:
             return False
         size = (recorded["size"]["height"], recorded["size"]["width"])
-        return all(_maps_whole(out_dir, stem, size) for stem in stems)
+        maps = settings_maps(settings)
+        return all(_maps_whole(out_dir, stem, size, maps) for stem in stems)
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
         return False
 
 
-def _maps_whole(out_dir: Path, stem: str, size: tuple[int, int]) -> bool:
-    """Whether a stem's density and pictures are complete files of the image's size."""
-    density = np.load(out_dir / f"{stem}_density.npy", mmap_mode="r", allow_pickle=False)
-    if density.shape != size or density.dtype != np.float32:
-        return False
-    for suffix in MAP_OUTPUTS[1:]:
+def settings_maps(settings: dict[str, object] | None) -> tuple[str, ...]:
+    """The map files (names of :data:`MAPS`) a job of ``settings`` writes: all by default."""
+    chosen = None if settings is None else settings.get("maps")
+    return tuple(MAPS) if chosen is None else tuple(chosen)
+
+
+def _maps_whole(out_dir: Path, stem: str, size: tuple[int, int], maps: Iterable[str]) -> bool:
+    """Whether a stem's chosen maps are complete files of the image's size."""
+    maps = set(maps)
+    if "density" in maps:
+        density = np.load(out_dir / f"{stem}_density.npy", mmap_mode="r", allow_pickle=False)
+        if density.shape != size or density.dtype != np.float32:
+            return False
+    for suffix in (MAPS[m] for m in ("heatmap", "overlay") if m in maps):
         with Image.open(out_dir / f"{stem}{suffix}") as im:
             if im.size != size[::-1]:
                 return False
@@ -303,16 +333,17 @@ def write_prediction(
     settings: dict[str, object] | None = None,
     source: dict[str, object] | None = None,
 ) -> None:
-    """The four files of one image and its windows' maps, each written atomically (PNGs
-    fast-compressed); ``settings`` (see :func:`predict_settings`) are recorded in the fixations
-    JSON, which is written last."""
+    """The files of one image and its windows' maps, each written atomically (PNGs
+    fast-compressed): the maps ``settings`` choose (see :func:`predict_settings`; all three
+    without settings) and the fixations JSON, written last, which records the settings."""
     image = prediction.image
-    if image is None:
+    maps = settings_maps(settings)
+    if image is None and "overlay" in maps:
         raise ValueError("the prediction holds no image to draw the overlay on")
-    _write_maps(prediction.density, image, out_dir, name, colormap, opacity)
+    _write_maps(prediction.density, image, out_dir, name, colormap, opacity, maps)
     for window_map in prediction.windows:
         stem = window_stem(name, window_map.window.label)
-        _write_maps(window_map.density, image, out_dir, stem, colormap, opacity)
+        _write_maps(window_map.density, image, out_dir, stem, colormap, opacity, maps)
     record = prediction.fixations_dict()
     if settings is not None:
         record["settings"] = settings
@@ -322,18 +353,28 @@ def write_prediction(
 
 
 def _write_maps(
-    density: np.ndarray, image: np.ndarray, out_dir: Path, stem: str, colormap: str, opacity: float
+    density: np.ndarray,
+    image: np.ndarray | None,
+    out_dir: Path,
+    stem: str,
+    colormap: str,
+    opacity: float,
+    maps: tuple[str, ...],
 ) -> None:
-    """``<stem>_density.npy`` (float32), ``_heatmap.png`` and ``_overlay.png`` of a density."""
-    with atomic_path(out_dir / f"{stem}_density.npy") as tmp:
-        np.save(tmp, density.astype(np.float32))
+    """Of ``<stem>_density.npy`` (float32), ``_heatmap.png`` and ``_overlay.png`` of a density
+    those ``maps`` name."""
+    if "density" in maps:
+        with atomic_path(out_dir / f"{stem}_density.npy") as tmp:
+            np.save(tmp, density.astype(np.float32))
+    if "heatmap" not in maps and "overlay" not in maps:
+        return
     shown = display_map(density)
-    save_png(out_dir / f"{stem}_heatmap.png", heatmap(density, display=shown), compress_level=2)
-    save_png(
-        out_dir / f"{stem}_overlay.png",
-        overlay(image, density, colormap=colormap, opacity=opacity, display=shown),
-        compress_level=2,
-    )
+    if "heatmap" in maps:
+        picture = heatmap(density, display=shown)
+        save_png(out_dir / f"{stem}_heatmap.png", picture, compress_level=2)
+    if "overlay" in maps:
+        picture = overlay(image, density, colormap=colormap, opacity=opacity, display=shown)
+        save_png(out_dir / f"{stem}_overlay.png", picture, compress_level=2)
 
 
 def _decoded(

@@ -598,6 +598,13 @@ def predict_command(
             "<name>_window_0-1s_density.npy, _heatmap.png, _overlay.png, ..."
         ),
     ] = False,
+    maps: Annotated[
+        str,
+        typer.Option(
+            help="Which map files to write, comma-separated: density, heatmap, overlay (or "
+            "none: only the fixations JSON and the summary, the fastest).",
+        ),
+    ] = "density,heatmap,overlay",
     engine: Annotated[
         str,
         typer.Option(
@@ -625,10 +632,10 @@ def predict_command(
 ) -> None:
     """Heatmap, overlay, density, likely first fixations and scanpaths of each image.
 
-    Writes <name>_density.npy, <name>_heatmap.png, <name>_overlay.png, <name>_fixations.json
-    and summary.csv (with --windows also the maps of each viewing-time window). Unreadable
-    images are reported and skipped; re-running finishes an interrupted job, and redoes images
-    made with other settings.
+    Writes <name>_density.npy, <name>_heatmap.png, <name>_overlay.png (those --maps names),
+    <name>_fixations.json and summary.csv (with --windows also the maps of each viewing-time
+    window). Unreadable images are reported and skipped; re-running finishes an interrupted
+    job, and redoes images made with other settings.
     """
     from salience.analysis.render import check_colormap
     from salience.batch import BatchError, PredictJob, collect_inputs, output_lock, run_predict
@@ -658,6 +665,8 @@ def predict_command(
         _fail("no images to predict")
     try:
         check_colormap(colormap)
+        chosen = () if maps.strip() == "none" else tuple(m.strip() for m in maps.split(","))
+        PredictJob(out, maps=chosen)  # an unknown map name: an error before any work
     except ValueError as exc:
         _fail(str(exc))
     options = {"n_fixations": fixations, "scanpath_length": scanpath_length}
@@ -681,7 +690,9 @@ def predict_command(
                 )
                 console.print(f"[red]failed:[/red] {said}")
 
-        job = PredictJob(out, batch_size, colormap, opacity, overwrite, scanpaths, seed, windows)
+        job = PredictJob(
+            out, batch_size, colormap, opacity, overwrite, scanpaths, seed, windows, chosen
+        )
         if engine == "ray":
             from salience.ray_engine import PredictorSource, run_ray_predict
 

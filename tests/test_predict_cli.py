@@ -111,6 +111,43 @@ def test_interrupted_run_leaves_no_partial_file_and_finishes_on_rerun(
         assert all((out / f"{name}{suffix}").is_file() for suffix in batch.OUTPUTS)
 
 
+def test_maps_chooses_the_map_files_and_resumes_by_them(folder, tiny_weights, tmp_path):
+    out = tmp_path / "out"
+    images = (folder / "a.png", folder / "b.jpg")
+    result = _run(*images, "--out", out, "--checkpoint", tiny_weights, "--maps", "overlay,density")
+    assert result.exit_code == 0, result.output
+    made = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    suffixes = ("_density.npy", "_overlay.png", "_fixations.json")
+    expected = sorted(f"{n}{suffix}" for n in ("a", "b") for suffix in suffixes)
+    assert made == [*expected, "summary.csv"]
+    assert _scanpaths(out)["settings"]["maps"] == ["density", "overlay"]  # MAPS' order
+
+    again = _run(*images, "--out", out, "--checkpoint", tiny_weights, "--maps", "density,overlay")
+    assert {row["status"] for row in _rows(out).values()} == {"exists"}, again.output
+    (out / "b_overlay.png").write_bytes(b"\x89PNG cut short")
+    _run(*images, "--out", out, "--checkpoint", tiny_weights, "--maps", "density,overlay")
+    assert {n: row["status"] for n, row in _rows(out).items()} == {"a": "exists", "b": "written"}
+
+    # all three (the default) is another job: the images are made again, with every file
+    result = _run(*images, "--out", out, "--checkpoint", tiny_weights)
+    assert {row["status"] for row in _rows(out).values()} == {"written"}, result.output
+    assert "maps" not in _scanpaths(out)["settings"]
+    assert all((out / f"{n}{suffix}").is_file() for n in ("a", "b") for suffix in batch.OUTPUTS)
+
+    none = tmp_path / "none"
+    result = _run(folder / "a.png", "--out", none, "--checkpoint", tiny_weights, "--maps", "none")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in none.iterdir() if not p.name.startswith(".")) == [
+        "a_fixations.json",
+        "summary.csv",
+    ]
+    assert _rows(none)["a"]["top10_area_share"] != ""  # the summary's figures are still there
+
+    result = _run(folder, "--out", tmp_path / "x", "--checkpoint", tiny_weights, "--maps", "hetmap")
+    assert result.exit_code == 2 and "unknown map hetmap" in result.output
+    assert not (tmp_path / "x").exists()
+
+
 def test_globs_duplicate_stems_and_missing_inputs(folder, tiny_weights, tmp_path):
     Image.new("RGB", (30, 20), "white").save(folder / "a.jpg")
     out = tmp_path / "out"

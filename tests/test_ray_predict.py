@@ -137,6 +137,13 @@ def test_local_engine_writes_the_parquet_table_too(images, tiny_weights, tmp_pat
     assert (written["height"], written["width"]) == density.shape
     assert failed["status"] == "failed" and failed["fixations"] is None and failed["error"]
 
+    pictures = tmp_path / "pictures"  # no density file: the table says so
+    args = ["predict", str(first), "--out", str(pictures), "--maps", "heatmap"]
+    result = runner.invoke(app, [*args, "--checkpoint", str(tiny_weights), "--format", "parquet"])
+    assert result.exit_code == 0, result.output
+    (row,) = pq.read_table(pictures / "predictions.parquet").to_pylist()
+    assert row["density"] is None and (pictures / f"{first.stem}_heatmap.png").is_file()
+
 
 def test_list_inputs_reads_text_and_parquet_lists(images, tmp_path):
     pa = pytest.importorskip("pyarrow")

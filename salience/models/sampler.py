@@ -163,18 +163,7 @@ class _CellDensity:
     """A density's mass per grid cell, and sampling of a pixel within a cell by the density."""
 
     def __init__(self, density: np.ndarray, grid: _Grid) -> None:
-        height, width = density.shape
-        ny, nx = grid.shape
-        row_cell = np.repeat(np.arange(ny), np.diff(grid.y_edges))  # (H,)
-        col_cell = np.repeat(np.arange(nx), np.diff(grid.x_edges))  # (W,)
-        max_w = int(np.diff(grid.x_edges).max())
-        max_h = int(np.diff(grid.y_edges).max())
-        rows, cols = np.divmod(np.arange(height * width), width)  # (H*W,) each
-        cell = row_cell[rows] * nx + col_cell[cols]  # (H*W,)
-        rank = (rows - grid.y_edges[row_cell[rows]]) * max_w + (cols - grid.x_edges[col_cell[cols]])
-        # each cell's pixels side by side in one row; padding has zero mass and pixel index -1
-        self.pixels = np.full((ny * nx, max_h * max_w), -1, dtype=np.int32)  # (C, P)
-        self.pixels[cell, rank] = np.arange(height * width)
+        self.pixels = _cell_pixels(tuple(grid.y_edges), tuple(grid.x_edges))  # (C, P)
         values = np.where(self.pixels >= 0, density.ravel()[self.pixels], 0.0)  # (C, P)
         cumulative = np.cumsum(values, axis=1)  # (C, P)
         self.mass = cumulative[:, -1].copy()  # (C,)
@@ -182,7 +171,7 @@ class _CellDensity:
         # each used row rises to exactly 1; float32 halves the memory of large images, and a
         # key that rounds equal to its predecessor only makes a negligible pixel unreachable
         self.keys = (cumulative / scale[:, None]).astype(np.float32)  # (C, P)
-        self.width = width
+        self.width = density.shape[1]
 
     def sample_points(
         self, cells: np.ndarray, rng: np.random.Generator
@@ -194,6 +183,25 @@ class _CellDensity:
         rows, cols = np.divmod(self.pixels[cells, position], self.width)  # (n,) each
         jitter = rng.random((2, len(cells)))  # (2, n)
         return cols + jitter[0], rows + jitter[1]
+
+
+@lru_cache(maxsize=8)
+def _cell_pixels(y_edges: tuple[int, ...], x_edges: tuple[int, ...]) -> np.ndarray:
+    """Each grid cell's pixels (flat indices) side by side in one row, padded with -1: (C, P),
+    read-only. It depends on the grid alone, so images of one size (a folder's) share it."""
+    height, width = y_edges[-1], x_edges[-1]
+    y, x = np.asarray(y_edges), np.asarray(x_edges)
+    ny, nx = len(y) - 1, len(x) - 1
+    row_cell = np.repeat(np.arange(ny), np.diff(y))  # (H,)
+    col_cell = np.repeat(np.arange(nx), np.diff(x))  # (W,)
+    max_w, max_h = int(np.diff(x).max()), int(np.diff(y).max())
+    rows, cols = np.divmod(np.arange(height * width), width)  # (H*W,) each
+    cell = row_cell[rows] * nx + col_cell[cols]  # (H*W,)
+    rank = (rows - y[row_cell[rows]]) * max_w + (cols - x[col_cell[cols]])  # (H*W,)
+    pixels = np.full((ny * nx, max_h * max_w), -1, dtype=np.int32)  # (C, P)
+    pixels[cell, rank] = np.arange(height * width)
+    pixels.flags.writeable = False
+    return pixels
 
 
 def _first_reaching(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
