@@ -5,7 +5,9 @@ Four measurements, each comparing the variants inside one run:
 * ``latency``: per 800 x 600 OSIE val image, 2 threads for every backend, the network alone
   (the resized input through the network), the network with the full-resolution density, and
   ``Predictor.predict`` on the decoded image (density, ordered fixations). The variants run
-  interleaved image by image, so load from other processes falls on all of them alike.
+  interleaved image by image, so load from other processes falls on all of them alike. A
+  PyTorch peer pads TensorFlow-style by a padded copy of each input, as timm does (before
+  :func:`~salience.models.backbone.pad_in_kernels`), in this part and the next but one.
 * ``png``: encoding the default's heatmap and overlay PNGs of the same images, Pillow at level
   1 (the encoder before session 11) against libvips at level 2 (``salience predict``'s now).
 * ``folder``: ``salience predict``'s pipeline (:func:`salience.batch.run_predict`) on 100 OSIE
@@ -51,6 +53,7 @@ from salience.analysis.render import display_map, heatmap, overlay, png_bytes
 from salience.batch import MAPS, PredictJob, run_predict
 from salience.data import load_dataset
 from salience.io.images import load_image
+from salience.models.dense import density as dense_density
 from salience.models.onnx import OnnxDensity, load_onnx
 from salience.models.registry import load_pretrained
 from salience.predictor import Predictor
@@ -58,14 +61,18 @@ from salience.predictor import Predictor
 THREADS = 2
 PILLOW_PEER = "torch, PNGs by Pillow (before session 11)"
 DENSITY_ONLY = "torch, --maps density (no PNGs)"
+PADDING_PEER = "torch, TF padding by padded copies (before session 11)"
 
 
 def backends(int8: Path | None, peers: bool = False) -> dict[str, object]:
     """Density models by backend name, every one on THREADS threads."""
     torch.set_num_threads(THREADS)
+    with unittest.mock.patch.object(dense_density, "pad_in_kernels", lambda module: 0):
+        padded_copies = load_pretrained("default")  # timm's Conv2dSame: a padded copy per input
     models: dict[str, object] = {
         "torch": load_pretrained("default"),
         "onnxruntime": load_onnx("default", threads=THREADS),
+        PADDING_PEER: padded_copies,
     }
     if int8 is not None:
         models["onnxruntime-int8"] = OnnxDensity(int8, threads=THREADS)

@@ -8,7 +8,9 @@ lukemelas EfficientNet code; :func:`lukemelas_to_timm_lite` renames it to timm's
 The backbone owns its input normalization: it takes RGB images in [0, 1].
 
 For inference, :meth:`Backbone.fold_batch_norm` folds the (frozen) batch norms into the
-convolutions that feed them, which saves the norms' elementwise passes over every activation.
+convolutions that feed them, which saves the norms' elementwise passes over every activation,
+and :func:`pad_in_kernels` gives the TensorFlow-padded convolutions of the EfficientNet-Lite
+backbones their padding without a padded copy of each input.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from pathlib import Path
 
 import timm
 import torch
-from timm.layers import BatchNormAct2d, FrozenBatchNormAct2d, freeze_batch_norm_2d
+import torch.nn.functional as F
+from timm.layers import BatchNormAct2d, Conv2dSame, FrozenBatchNormAct2d, freeze_batch_norm_2d
 from timm.models import BasicBlock, Bottleneck, EfficientNetFeatures, FeatureDictNet, FeatureListNet
 from timm.models._efficientnet_blocks import DepthwiseSeparableConv, InvertedResidual
 from torch import Tensor, nn
@@ -208,6 +211,49 @@ def fold_batch_norms(module: nn.Module) -> None:
             conv.weight.copy_(conv.weight.float() * scale.view(-1, 1, 1, 1))
             conv.bias = nn.Parameter(shift.to(conv.weight.dtype), conv.weight.requires_grad)
             setattr(parent, norm_name, _activation_of(norm))
+
+
+class KernelPaddedConv2d(Conv2dSame):
+    """timm's :class:`~timm.layers.Conv2dSame` (TensorFlow "same" padding) for a stride-2
+    convolution with an odd square kernel, without padding a copy of its input.
+
+    Along an axis of even length TensorFlow pads k - 2 cells, the odd one at the end, which a
+    PyTorch convolution (symmetric padding only) cannot express, so timm pads a copy of every
+    input. The same output comes from the kernel widened by a zero tap at the start of that
+    axis with (k - 1) / 2 cells of symmetric padding; along an odd axis TensorFlow's padding is
+    symmetric already. The widened weight is made per call (a few kilobytes), so the module
+    keeps timm's parameters and state dict. Under tracing (ONNX export) timm's padding is kept:
+    the traced graph must not depend on the example's size, and ONNX Runtime fuses the pad.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if torch.jit.is_tracing():
+            return super().forward(x)
+        even_h, even_w = int(x.shape[-2] % 2 == 0), int(x.shape[-1] % 2 == 0)
+        weight = F.pad(self.weight, (even_w, 0, even_h, 0))  # (C_out, C_in / g, k + e, k + e)
+        pad = (self.kernel_size[0] - 1) // 2
+        return F.conv2d(x, weight, self.bias, 2, pad, 1, self.groups)
+
+
+def pad_in_kernels(module: nn.Module) -> int:
+    """Replace, in place, every stride-2 :class:`~timm.layers.Conv2dSame` of ``module`` with an
+    odd square kernel by a :class:`KernelPaddedConv2d` holding the same parameters (the same
+    outputs to float rounding, without a padded copy of each input); returns how many."""
+    replaced = 0
+    for parent in list(module.modules()):
+        for name, conv in list(parent.named_children()):
+            k = conv.kernel_size if isinstance(conv, Conv2dSame) else None
+            if type(conv) is not Conv2dSame or k[0] != k[1] or k[0] % 2 == 0:
+                continue
+            if conv.stride != (2, 2) or conv.dilation != (1, 1):
+                continue
+            padded = KernelPaddedConv2d(
+                conv.in_channels, conv.out_channels, k, 2, groups=conv.groups, bias=False
+            )
+            padded.weight, padded.bias = conv.weight, conv.bias
+            setattr(parent, name, padded)
+            replaced += 1
+    return replaced
 
 
 def weights_digest(tensors: Mapping[str, Tensor]) -> str:

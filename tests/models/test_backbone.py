@@ -18,10 +18,12 @@ from salience.models import backbone as bb
 from salience.models.backbone import (
     LITE_WEIGHT_PACKAGES,
     Backbone,
+    KernelPaddedConv2d,
     fold_batch_norms,
     load_lite_weights,
     load_lukemelas_state_dict,
     lukemelas_to_timm_lite,
+    pad_in_kernels,
     weights_digest,
 )
 from salience.models.dense import DenseDensity, DenseSaliency
@@ -168,6 +170,39 @@ def test_folded_lite0_gives_the_features_of_the_unfolded_one(osie_image, out_ind
     modules = dict(folded.named_modules())
     assert all(isinstance(modules[n], Conv2dSame) for n in same_padded)
     assert not any("running_mean" in key for key in folded.state_dict())
+
+
+@pytest.mark.parametrize("name", ["tf_efficientnet_lite0", "tf_efficientnet_lite2"])
+@pytest.mark.parametrize("size", [(384, 512), (225, 303), (226, 301)])
+def test_kernel_padding_gives_tf_same_padding_features(osie_image, name, size):
+    # even sides (what the models run on), odd sides and one of each: every axis's padding
+    backbone = Backbone(name, pretrained=False, out_indices=(1, 2, 3, 4)).eval()
+    padded = copy.deepcopy(backbone)
+    keys = list(padded.state_dict())
+    assert pad_in_kernels(padded) == 5  # the stem and the four stride-2 depthwise convolutions
+    assert list(padded.state_dict()) == keys  # the same parameters, the same names
+    assert not any(type(m) is Conv2dSame for m in padded.modules())
+    x = _as_input(osie_image, size)
+    with torch.no_grad():
+        expected, features = backbone(x), padded(x)
+    for got, want in zip(features, expected, strict=True):
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-5 * want.abs().max().item())
+    with torch.no_grad():  # tracing (ONNX export) keeps timm's padding: no parity baked in
+        traced = torch.jit.trace(padded, x[..., :-1], check_trace=False)
+        for got, want in zip(traced(x), expected, strict=True):
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-5 * want.abs().max().item())
+
+
+def test_kernel_padding_leaves_other_convolutions_alone() -> None:
+    body = nn.Sequential(
+        Conv2dSame(4, 4, 3, stride=1),  # stride 1: timm pads symmetrically already
+        Conv2dSame(4, 4, 2, stride=2),  # an even kernel
+        nn.Conv2d(4, 4, 3, stride=2, padding=1),
+        Conv2dSame(4, 8, 3, stride=2, groups=2),
+    )
+    assert pad_in_kernels(body) == 1
+    assert [type(m) for m in body] == [Conv2dSame, Conv2dSame, nn.Conv2d, KernelPaddedConv2d]
 
 
 def test_folded_resnet50_with_random_statistics_gives_the_unfolded_features(osie_image):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from salience.models.backbone import pad_in_kernels
 from salience.models.density import GridDensity
 from salience.models.metadata import CheckpointFormat
 from salience.models.sum.model import LiteEncoder, SumConfig, SumSaliency
@@ -47,6 +48,7 @@ class SumDensity(GridDensity):
     def for_inference(model: nn.Module) -> None:
         if isinstance(model.encoder, LiteEncoder):  # see Backbone.fold_batch_norm
             model.encoder.backbone.fold_batch_norm()
+            pad_in_kernels(model.encoder.backbone)  # see KernelPaddedConv2d
 
     def cells(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x, int(self.condition))["log_density"]  # (B, h', w')
