@@ -223,7 +223,8 @@ class KernelPaddedConv2d(Conv2dSame):
     axis with (k - 1) / 2 cells of symmetric padding; along an odd axis TensorFlow's padding is
     symmetric already. The widened weight is made per call (a few kilobytes), so the module
     keeps timm's parameters and state dict. Under tracing (ONNX export) timm's padding is kept:
-    the traced graph must not depend on the example's size, and ONNX Runtime fuses the pad.
+    a traced graph must not depend on the example's size (nor can ONNX take a kernel whose
+    shape is computed), and ONNX Runtime fuses the pad into the convolution itself.
     """
 
     def forward(self, x: Tensor) -> Tensor:
