@@ -11,9 +11,9 @@ Four measurements, each comparing the variants inside one run:
 * ``png``: encoding the default's heatmap and overlay PNGs of the same images, Pillow at level
   1 (the encoder before session 11) against libvips at level 2 (``salience predict``'s now).
 * ``folder``: ``salience predict``'s pipeline (:func:`salience.batch.run_predict`) on 100 OSIE
-  val images, all files written, per backend, and on PyTorch with Pillow's PNGs as a peer and
-  with ``--maps density`` (no pictures); the variants alternate over ``--rounds`` rounds and
-  the best round counts.
+  val images, all files written, per backend, and on PyTorch with one image per forward pass,
+  with Pillow's PNGs and with ``--maps density --batch-size 1`` (no pictures) as peers; the
+  variants alternate over ``--rounds`` rounds and the best round counts.
 * ``memory``: peak resident memory of ``python -m salience predict`` (a fresh process) on 100
   and on 1,000 images (the val images under 1,000 distinct names), onnxruntime backend.
 
@@ -50,7 +50,7 @@ from PIL import Image
 
 from salience.analysis import render
 from salience.analysis.render import display_map, heatmap, overlay, png_bytes
-from salience.batch import MAPS, PredictJob, run_predict
+from salience.batch import PredictJob, run_predict
 from salience.data import load_dataset
 from salience.io.images import load_image
 from salience.models.dense import density as dense_density
@@ -60,7 +60,8 @@ from salience.predictor import Predictor
 
 THREADS = 2
 PILLOW_PEER = "torch, PNGs by Pillow (before session 11)"
-DENSITY_ONLY = "torch, --maps density (no PNGs)"
+DENSITY_ONLY = "torch, --maps density --batch-size 1 (no PNGs)"
+BATCH_PEER = "torch, --batch-size 1"
 PADDING_PEER = "torch, TF padding by padded copies (before session 11)"
 
 
@@ -176,22 +177,26 @@ def pngs(paths: list[Path]) -> dict[str, dict[str, float]]:
 
 
 def folder(models: dict[str, object], paths: list[Path], rounds: int) -> dict[str, object]:
-    """Images per second of run_predict per backend (all files written), best of the rounds;
-    on PyTorch also with the PNG encoder of before and with the density map alone."""
-    maps: dict[str, tuple[str, ...]] = {name: tuple(MAPS) for name in models}
-    maps |= {PILLOW_PEER: tuple(MAPS), DENSITY_ONLY: ("density",)}
-    results: dict[str, list[float]] = {name: [] for name in maps}
+    """Images per second of run_predict per backend (all files written, 8 images per forward
+    pass: ``salience predict``'s default), best of the rounds; on PyTorch also one image per
+    pass, with the PNG encoder of before, and with the density map alone (one per pass)."""
+    jobs = {name: PredictJob(Path(), batch_size=8) for name in models}
+    jobs |= {
+        BATCH_PEER: PredictJob(Path(), batch_size=1),
+        PILLOW_PEER: PredictJob(Path(), batch_size=8),
+        DENSITY_ONLY: PredictJob(Path(), batch_size=1, maps=("density",)),
+    }
+    results: dict[str, list[float]] = {name: [] for name in jobs}
     for _ in range(rounds):
-        for name, chosen in maps.items():
+        for name, job in jobs.items():
             model = models.get(name, models["torch"])
-            job = PredictJob(Path(), batch_size=8, maps=chosen)
             with encoder(name), tempfile.TemporaryDirectory() as out:
                 start = time.perf_counter()
                 done = run_predict(Predictor(model), paths, replace(job, out_dir=Path(out)))
                 seconds = time.perf_counter() - start
                 assert all(r.status == "written" for r in done)
                 written = [p for p in Path(out).iterdir() if not p.name.startswith(".")]
-                assert len(written) == (len(chosen) + 1) * len(paths) + 1  # and the summary
+                assert len(written) == (len(job.maps) + 1) * len(paths) + 1  # and the summary
             results[name].append(len(paths) / seconds)
     return {
         name: {"images_per_s": max(v), "rounds": [round(x, 2) for x in v]}

@@ -578,13 +578,12 @@ def predict_command(
     ],
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("salience-out"),
     batch_size: Annotated[
-        int | None,
+        int,
         typer.Option(
             min=1,
-            help="Images per forward pass (default: 1 on a CPU, where batches are no faster, "
-            "8 on a GPU and on Ray).",
+            help="Images per forward pass (on a CPU with --maps density or none, 1 is faster).",
         ),
-    ] = None,
+    ] = 8,
     colormap: Annotated[str, typer.Option(help="Colormap of the overlay (matplotlib).")] = "jet",
     opacity: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Overlay opacity at the most attended areas.")
@@ -697,8 +696,6 @@ def predict_command(
                 )
                 console.print(f"[red]failed:[/red] {said}")
 
-        if batch_size is None:  # a batch of 8 ran slower per image than one by one on 2 cores
-            batch_size = 1 if engine == "local" and choice.device in (None, "cpu") else 8
         job = PredictJob(
             out, batch_size, colormap, opacity, overwrite, scanpaths, seed, windows, chosen
         )
