@@ -172,11 +172,12 @@ def test_folded_lite0_gives_the_features_of_the_unfolded_one(osie_image, out_ind
     assert not any("running_mean" in key for key in folded.state_dict())
 
 
-@pytest.mark.parametrize("name", ["tf_efficientnet_lite0", "tf_efficientnet_lite2"])
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::torch.jit.TracerWarning")
 @pytest.mark.parametrize("size", [(384, 512), (225, 303), (226, 301)])
-def test_kernel_padding_gives_tf_same_padding_features(osie_image, name, size):
+def test_kernel_padding_gives_tf_same_padding_features(osie_image, size):
     # even sides (what the models run on), odd sides and one of each: every axis's padding
-    backbone = Backbone(name, pretrained=False, out_indices=(1, 2, 3, 4)).eval()
+    backbone = Backbone("tf_efficientnet_lite0", pretrained=False, out_indices=(1, 2, 3, 4))
+    backbone.eval()
     padded = copy.deepcopy(backbone)
     keys = list(padded.state_dict())
     assert pad_in_kernels(padded) == 5  # the stem and the four stride-2 depthwise convolutions
