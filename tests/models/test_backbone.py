@@ -189,10 +189,16 @@ def test_kernel_padding_gives_tf_same_padding_features(osie_image, size):
     for got, want in zip(features, expected, strict=True):
         assert got.shape == want.shape
         torch.testing.assert_close(got, want, rtol=0, atol=1e-5 * want.abs().max().item())
-    with torch.no_grad():  # tracing (ONNX export) keeps timm's padding: no parity baked in
-        traced = torch.jit.trace(padded, x[..., :-1], check_trace=False)
-        for got, want in zip(traced(x), expected, strict=True):
-            torch.testing.assert_close(got, want, rtol=0, atol=1e-5 * want.abs().max().item())
+    if size[0] % 2 or size[1] % 2:
+        return
+    # a traced graph (ONNX export) takes even sides of any size; batch norms folded after the
+    # padding went into the kernels widen their kernels again
+    padded.fold_batch_norm()
+    other = _as_input(osie_image, (size[0] // 2 + 32, size[1] // 2))
+    with torch.no_grad():
+        traced = torch.jit.trace(padded, x, check_trace=False)
+        for got, want in zip(traced(other), backbone(other), strict=True):
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-4 * want.abs().max().item())
 
 
 def test_kernel_padding_leaves_other_convolutions_alone() -> None:
