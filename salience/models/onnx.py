@@ -43,7 +43,10 @@ from salience.models.base import ImageDensityModel
 from salience.models.input_size import input_size_for
 
 FORMAT_KEY = "salience_onnx"  # the graph's interface record (salience.models.onnx_export)
-FORMAT_VERSION = 1  # bump when the graph's interface or contents change: cached graphs rebuild
+FORMAT_VERSION = 1  # bump when the graph's interface changes: older graphs are refused
+# bump when only what the graph computes with changes (2: TF padding in the kernels, faster):
+# cached graphs of an earlier revision are rebuilt, exported files keep working
+GRAPH_REVISION = 2
 INSTALL_HINT = 'pip install "salience[onnx]"'
 _TINY = np.finfo(np.float64).tiny
 
@@ -230,7 +233,7 @@ def built_graph(checkpoint: Path, windows: Path | None = None) -> Path:
     or exported there first (which needs PyTorch)."""
     digest = sha256_of(checkpoint, *([windows] if windows else []))
     stem = checkpoint.stem + ("+windows" if windows else "")
-    path = cache_dir() / f"{stem}-v{FORMAT_VERSION}-{digest[:16]}.onnx"
+    path = cache_dir() / f"{stem}-v{FORMAT_VERSION}.{GRAPH_REVISION}-{digest[:16]}.onnx"
     if path.is_file():
         return path
     try:
