@@ -53,7 +53,7 @@ from salience.analysis.render import display_map, heatmap, overlay, png_bytes
 from salience.batch import PredictJob, run_predict
 from salience.data import load_dataset
 from salience.io.images import load_image
-from salience.models.dense import density as dense_density
+from salience.models import backbone
 from salience.models.onnx import OnnxDensity, load_onnx
 from salience.models.registry import load_pretrained
 from salience.predictor import Predictor
@@ -68,7 +68,7 @@ PADDING_PEER = "torch, TF padding by padded copies (before session 11)"
 def backends(int8: Path | None, peers: bool = False) -> dict[str, object]:
     """Density models by backend name, every one on THREADS threads."""
     torch.set_num_threads(THREADS)
-    with unittest.mock.patch.object(dense_density, "pad_in_kernels", lambda module: 0):
+    with unittest.mock.patch.object(backbone, "pad_in_kernels", lambda module: 0):
         padded_copies = load_pretrained("default")  # timm's Conv2dSame: a padded copy per input
     models: dict[str, object] = {
         "torch": load_pretrained("default"),

@@ -4,8 +4,8 @@ A row holds the input's summary (as in ``summary.csv``, figures as numbers: the 
 exactly, from the record), its predicted
 fixations and sampled scanpaths as nested lists, the settings they were made with (JSON text)
 and ``density``, the file name of its ``<name>_density.npy`` beside the Parquet file (the maps
-stay files: a float32 map of a 800 x 600 image is 1.9 MB; null where the job wrote none). Failed inputs have their error and
-nulls elsewhere. Needs pyarrow (the ``ray`` extra installs it).
+stay files: a float32 map of a 800 x 600 image is 1.9 MB; null where the job wrote none).
+Failed inputs have their error and nulls elsewhere. Needs pyarrow (the ``ray`` extra installs it).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from types import TracebackType
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from salience.batch import settings_maps
 from salience.io.atomic import atomic_path
 
 FIXATION = pa.struct(
@@ -67,8 +68,8 @@ def table_row(summary: dict[str, object], record: dict | None) -> dict[str, obje
     row["fixations"] = record["fixations"]
     row["scanpath_seed"] = record.get("scanpath_seed")
     row["scanpaths"] = [path["fixations"] for path in record.get("scanpaths", [])]
-    maps = (record.get("settings") or {}).get("maps", ["density"])  # all three by default
-    row["density"] = f"{summary['name']}_density.npy" if "density" in maps else None
+    wrote_density = "density" in settings_maps(record.get("settings"))
+    row["density"] = f"{summary['name']}_density.npy" if wrote_density else None
     row["settings"] = json.dumps(record.get("settings"), sort_keys=True)
     return row
 

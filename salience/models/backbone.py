@@ -257,10 +257,10 @@ def pad_in_kernels(module: nn.Module) -> int:
     replaced = 0
     for parent in list(module.modules()):
         for name, conv in list(parent.named_children()):
-            k = conv.kernel_size if isinstance(conv, Conv2dSame) else None
-            if type(conv) is not Conv2dSame or k[0] != k[1] or k[0] % 2 == 0:
+            if type(conv) is not Conv2dSame or conv.stride != (2, 2) or conv.dilation != (1, 1):
                 continue
-            if conv.stride != (2, 2) or conv.dilation != (1, 1):
+            k = conv.kernel_size
+            if k[0] != k[1] or k[0] % 2 == 0:
                 continue
             padded = KernelPaddedConv2d(
                 conv.in_channels, conv.out_channels, k, 2, groups=conv.groups, bias=False
@@ -388,3 +388,11 @@ class BackboneSet(nn.Module):
     def forward(self, images: Tensor) -> list[Tensor]:
         """(B, 3, H, W) in [0, 1] -> every member's feature maps, one member after the other."""
         return [f for member in self.members for f in member(images)]
+
+
+def for_inference(backbone: Backbone | BackboneSet) -> None:
+    """The backbone as the inference paths run it, in place: batch norms folded
+    (:meth:`Backbone.fold_batch_norm`) and TF padding in the kernels (:func:`pad_in_kernels`);
+    the same features to float rounding. Raises in training mode."""
+    backbone.fold_batch_norm()
+    pad_in_kernels(backbone)

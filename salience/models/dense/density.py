@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from salience.data.conditions import Condition
-from salience.models.backbone import pad_in_kernels
+from salience.models.backbone import for_inference as backbone_for_inference
 from salience.models.dense.conditions import apply_condition, with_extra_conditions
 from salience.models.dense.model import DenseConfig, DenseSaliency
 from salience.models.density import GridDensity
@@ -55,8 +55,7 @@ class DenseDensity(GridDensity):
 
     @staticmethod
     def for_inference(model: nn.Module) -> None:
-        model.backbone.fold_batch_norm()  # see Backbone.fold_batch_norm
-        pad_in_kernels(model.backbone)  # see KernelPaddedConv2d
+        backbone_for_inference(model.backbone)
         model.fuse_readouts()  # see DenseSaliency.fuse_readouts
         model.to(memory_format=torch.channels_last)
 

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from salience.data.conditions import choose, trained_conditions
-from salience.models.backbone import pad_in_kernels
+from salience.models.backbone import for_inference as backbone_for_inference
 from salience.models.base import DensityModel
 from salience.models.metadata import (
     build_config,
@@ -103,8 +103,7 @@ class SaltrDensity(DensityModel):
         choose(condition, trained_conditions(metadata, str(path)), str(path))
         model = build_saltr(config_from_metadata(metadata, str(path)))
         load_into(model, read_tensors(path), path)
-        model.eval().backbone.fold_batch_norm()  # inference only, see Backbone.fold_batch_norm
-        pad_in_kernels(model.backbone)  # see KernelPaddedConv2d
+        backbone_for_inference(model.eval().backbone)
         if device is not None:
             model.to(device)
         postprocess = json.loads(metadata.get("postprocess", "{}"))

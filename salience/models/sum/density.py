@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from salience.models.backbone import pad_in_kernels
+from salience.models.backbone import for_inference as backbone_for_inference
 from salience.models.density import GridDensity
 from salience.models.metadata import CheckpointFormat
 from salience.models.sum.model import LiteEncoder, SumConfig, SumSaliency
@@ -46,9 +46,8 @@ class SumDensity(GridDensity):
 
     @staticmethod
     def for_inference(model: nn.Module) -> None:
-        if isinstance(model.encoder, LiteEncoder):  # see Backbone.fold_batch_norm
-            model.encoder.backbone.fold_batch_norm()
-            pad_in_kernels(model.encoder.backbone)  # see KernelPaddedConv2d
+        if isinstance(model.encoder, LiteEncoder):
+            backbone_for_inference(model.encoder.backbone)
 
     def cells(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x, int(self.condition))["log_density"]  # (B, h', w')
