@@ -12,6 +12,7 @@ log-likelihood on held-out training images (never on the validation split).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -20,7 +21,8 @@ from torch import Tensor, nn
 from salience.data.dataset import Dataset
 from salience.io.images import load_image
 from salience.models.registry import create_model
-from salience.models.saltr import SalTR, SetCriterion, weighted_set_loss
+from salience.models.saltr import SalTR, SetCriterion, density_loss, weighted_set_loss
+from salience.models.saltr.config import SaltrConfig
 from salience.models.saltr.density import DEFAULT_FLOOR_WEIGHT, SaltrDensity, checkpoint_metadata
 from salience.training.targets import form_targets
 from salience.training.task import Task, unwrap
@@ -35,14 +37,16 @@ def fixation_log_likelihoods(
     xs: np.ndarray,
     ys: np.ndarray,
     size: tuple[int, int],
-    sigmas: list[float],
+    sigmas: Sequence[float | Tensor],
     floor_weights: list[float],
+    normalize_each: bool = False,
 ) -> np.ndarray:
     """Summed log-density at the fixations for each (sigma, floor weight): (S, F).
 
     The same density as :func:`salience.models.saltr.postprocess.log_density` with the default
     prior, computed at the fixations only: Gaussians are separable, so their mass over the pixel
-    grid is a product of 1-D sums and no full map is needed.
+    grid is a product of 1-D sums and no full map is needed. A sigma is one for all points or
+    one per point (N,); ``normalize_each`` as in ``log_density``.
     """
     height, width = size
     pixel_x = torch.as_tensor(np.floor(xs) + 0.5, dtype=torch.float64)  # (M,) pixel centers
@@ -62,15 +66,16 @@ def fixation_log_likelihoods(
     )  # (M,)
     result = np.zeros((len(sigmas), len(floor_weights)))
     for i, sigma in enumerate(sigmas):
-        mass = (
-            p
-            * torch.exp(-0.5 * ((grid_x[None] - px[:, None]) / sigma) ** 2).sum(1)
-            * torch.exp(-0.5 * ((grid_y[None] - py[:, None]) / sigma) ** 2).sum(1)
-        ).sum()
+        sd = sigma.double().cpu()[:, None] if isinstance(sigma, Tensor) else sigma  # (N, 1)
+        mass_x = torch.exp(-0.5 * ((grid_x[None] - px[:, None]) / sd) ** 2).sum(1)  # (N,)
+        mass_y = torch.exp(-0.5 * ((grid_y[None] - py[:, None]) / sd) ** 2).sum(1)  # (N,)
+        weights = p / (mass_x * mass_y) if normalize_each else p  # (N,)
+        mass = (weights * mass_x * mass_y).sum()
+        sd = sd.T if isinstance(sigma, Tensor) else sigma  # (1, N)
         at_fix = (
-            torch.exp(-0.5 * ((pixel_x[:, None] - px[None]) / sigma) ** 2)
-            * torch.exp(-0.5 * ((pixel_y[:, None] - py[None]) / sigma) ** 2)
-        ) @ p  # (M,)
+            torch.exp(-0.5 * ((pixel_x[:, None] - px[None]) / sd) ** 2)
+            * torch.exp(-0.5 * ((pixel_y[:, None] - py[None]) / sd) ** 2)
+        ) @ weights  # (M,)
         sal = at_fix / mass if mass > 0 else prior
         for j, f in enumerate(floor_weights):
             result[i, j] = torch.log((1 - f) * sal + f * prior).sum().item()
@@ -99,11 +104,13 @@ class SaltrTask(Task):
     sigma_px: float | None = None  # chosen by calibrate
     floor_weight: float = DEFAULT_FLOOR_WEIGHT
     criterion: SetCriterion | None = None  # set by build_model
+    model_config: SaltrConfig | None = None  # set by build_model
     max_targets: int | None = None
 
     def build_model(self) -> SalTR:
         overrides = {**self.config.overrides, "image_size": self.input_size}
         model = create_model(self.config.name, **overrides)
+        self.model_config = model.config
         self.criterion = SetCriterion.from_config(model.config)
         self.max_targets = self.config.max_targets or model.config.num_queries
         return model
@@ -111,10 +118,11 @@ class SaltrTask(Task):
     def make_targets(
         self, points: np.ndarray, observers: np.ndarray, rng: np.random.Generator
     ) -> dict[str, np.ndarray]:
-        points, weights = form_targets(
+        targets, weights = form_targets(
             points, observers, self.config.targets, self.max_targets, rng
         )
-        return {"points": points, "weights": weights}
+        # the density head is trained on all the image's fixations, not the matched set
+        return {"points": targets, "weights": weights, "fixations": points.astype(np.float32)}
 
     def encode(self, model: nn.Module, images: Tensor) -> list[Tensor]:
         return model.backbone(images)  # [(B, C_l, H_l, W_l)]
@@ -130,9 +138,14 @@ class SaltrTask(Task):
             inner.backbone = backbone
 
     def loss(self, outputs: dict, batch: dict) -> dict[str, Tensor]:
-        return weighted_set_loss(
+        losses = weighted_set_loss(
             self.criterion, outputs, batch["points"], batch["weights"], self.global_denominators
         )
+        if "pred_sigmas" in outputs:
+            config = self.model_config
+            losses["loss_density"] = density_loss(outputs, batch["fixations"], self.input_size)
+            losses["loss"] = losses["loss"] + config.weight_density * losses["loss_density"]
+        return losses
 
     def density(self, model: nn.Module, condition: int | None = None) -> SaltrDensity:
         return SaltrDensity(model, sigma_px=self.sigma_px, floor_weight=self.floor_weight)
@@ -153,16 +166,14 @@ class SaltrTask(Task):
             xs, ys = stim.fixations()
             if len(xs) == 0:
                 continue
-            points, probs = density.predict(load_image(stim.path))
+            # the density head's sigmas are scaled by each factor, the paper's one sigma replaced
+            points, weights, own = density.mixture(load_image(stim.path))
             scale = math.hypot(*stim.size) / math.hypot(*model.config.image_size)
+            factors = [s * scale for s in sigmas_at_input]
+            if own is not None:
+                factors = [own * (s * scale / reference) for s in sigmas_at_input]
             total += fixation_log_likelihoods(
-                points,
-                probs,
-                xs,
-                ys,
-                stim.size,
-                [s * scale for s in sigmas_at_input],
-                list(FLOOR_WEIGHTS),
+                points, weights, xs, ys, stim.size, factors, list(FLOOR_WEIGHTS), own is not None
             )
         i, j = np.unravel_index(np.argmax(total), total.shape)
         self.sigma_px = sigmas_at_input[i]

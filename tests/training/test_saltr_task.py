@@ -11,7 +11,12 @@ from salience.models.saltr import SetCriterion, log_density
 from salience.training.config import ModelConfig
 from salience.training.data import FixationDataset
 from salience.training.features import FeatureBank
-from salience.training.saltr import SaltrTask, fixation_log_likelihoods, weighted_set_loss
+from salience.training.saltr import (
+    SIGMA_FACTORS,
+    SaltrTask,
+    fixation_log_likelihoods,
+    weighted_set_loss,
+)
 from tests.training.conftest import TINY_MODEL
 
 
@@ -99,3 +104,67 @@ def test_calibration_likelihood_matches_the_density():
             dense = log_density(points[None], probs[None], size, sigma=sigma, floor_weight=floor)[0]
             expected = dense[ys.astype(int), xs.astype(int)].sum().item()
             assert grid[i, j] == pytest.approx(expected, rel=1e-9)
+
+
+def test_calibration_likelihood_matches_the_density_with_a_width_per_point():
+    rng = np.random.default_rng(1)
+    size = (30, 40)
+    points = torch.rand(6, 2, dtype=torch.float64)
+    weights = torch.rand(6, dtype=torch.float64).softmax(0)
+    sigmas = torch.rand(6, dtype=torch.float64) * 4 + 1
+    xs, ys = rng.uniform(0, 40, 25), rng.uniform(0, 30, 25)
+    grid = fixation_log_likelihoods(
+        points, weights, xs, ys, size, [sigmas, 2 * sigmas], [0.01, 0.2], normalize_each=True
+    )
+    for i, factor in enumerate([1, 2]):
+        for j, floor in enumerate([0.01, 0.2]):
+            dense = log_density(
+                points[None],
+                weights[None],
+                size,
+                sigma=factor * sigmas[None],
+                floor_weight=floor,
+                normalize_each=True,
+            )[0]
+            expected = dense[ys.astype(int), xs.astype(int)].sum().item()
+            assert grid[i, j] == pytest.approx(expected, rel=1e-9)
+
+
+def test_density_head_is_trained_by_the_fixations_likelihood(small_osie):
+    torch.manual_seed(0)
+    task = SaltrTask(
+        ModelConfig("saltr-lite0-deformable", {**TINY_MODEL, "density_head": True}), (64, 96)
+    )
+    model = task.build_model().train()
+    data = load_dataset("osie", small_osie).split("train")
+    dataset = FixationDataset([data.subset(data.ids[:2])], (64, 96), task.make_targets)
+    samples = [dataset[0], dataset[1]]
+    assert len(samples[0]["fixations"]) > len(samples[0]["points"])  # every fixation, not a set
+    batch = {key: [s[key] for s in samples] for key in ("points", "weights", "fixations")}
+    outputs = model(torch.stack([s["image"] for s in samples]))
+    losses = task.loss(outputs, batch)
+    set_only = weighted_set_loss(task.criterion, outputs, batch["points"], batch["weights"])
+    torch.testing.assert_close(losses["loss"], set_only["loss"] + losses["loss_density"])
+    losses["loss"].backward()
+    assert model.sigma_head.weight.grad.abs().sum() > 0
+    assert model.weight_head.weight.grad.abs().sum() > 0
+
+
+def test_calibrated_density_head_is_a_density_at_any_size(small_osie):
+    torch.manual_seed(0)
+    task = SaltrTask(
+        ModelConfig("saltr-lite0-deformable", {**TINY_MODEL, "density_head": True}), (64, 96)
+    )
+    model = task.build_model().eval()
+    data = load_dataset("osie", small_osie).split("train")
+    chosen = task.calibrate(model, data.subset(data.ids[:2]))
+    assert chosen["sigma_px"] in [model.config.sigma_px * f for f in SIGMA_FACTORS]
+    density = task.density(model)
+    image = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    log_p = density.log_density(image, (50, 70))
+    assert log_p.shape == (50, 70) and np.exp(log_p).sum() == pytest.approx(1.0, abs=1e-9)
+    # each query's Gaussian is as wide as its head says, scaled by calibration and the size
+    _, weights, sigmas = density.mixture(image)
+    assert weights.sum().item() == pytest.approx(1.0, abs=1e-6)
+    scale = chosen["sigma_px"] / model.config.sigma_px
+    torch.testing.assert_close(sigmas, model(density._input(image))["pred_sigmas"][0] * scale)

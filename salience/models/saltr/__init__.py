@@ -24,6 +24,7 @@ from salience.models.saltr.config import SaltrConfig
 from salience.models.saltr.criterion import (
     SetCriterion,
     classification_loss,
+    density_loss,
     point_loss,
     weighted_set_loss,
 )
@@ -44,6 +45,7 @@ from salience.models.saltr.position import sine_encoding_1d, sine_position_encod
 from salience.models.saltr.postprocess import (
     center_bias_prior,
     fixation_points,
+    gaussian_profiles,
     log_density,
     saliency_map,
     scaled_sigma,
@@ -69,7 +71,9 @@ __all__ = [
     "build_saltr",
     "center_bias_prior",
     "classification_loss",
+    "density_loss",
     "fixation_points",
+    "gaussian_profiles",
     "load_lite_weights",
     "log_density",
     "lukemelas_to_timm_lite",

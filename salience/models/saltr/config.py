@@ -54,6 +54,12 @@ class SaltrConfig:
     # observer's scanpath in viewing order (target kind "scanpath") that is scanpath decoding;
     # it is also the paper's ablation without matching (benchmarks/saltr_ablations.py)
     matching: Literal["hungarian", "sequential"] = "hungarian"
+    # density head: each query also predicts its Gaussian's width and its weight in the
+    # density, trained by the likelihood of all the image's fixations under that mixture
+    # (weight_density times the loss). Off: the paper's density, fixed-width Gaussians weighted
+    # by the fixation probabilities and fitted after training
+    density_head: bool = False
+    weight_density: float = 1.0
 
     def __post_init__(self) -> None:
         if self.attention not in ("standard", "deformable"):
@@ -68,5 +74,7 @@ class SaltrConfig:
             raise ValueError(f"deformable attention uses GroupNorm(32): d_model={self.d_model}")
         if self.n_levels < 1 or self.n_points < 1:
             raise ValueError("n_levels and n_points must be positive")
+        if self.weight_density < 0:
+            raise ValueError(f"weight_density must be >= 0, got {self.weight_density}")
         if self.enc_layers < 0 or self.dec_layers < 1 or self.num_queries < 1:
             raise ValueError("need enc_layers >= 0, dec_layers >= 1 and num_queries >= 1")

@@ -9,6 +9,10 @@ normalized coordinates, summed over x and y and averaged over the matched pairs 
 :func:`weighted_set_loss` generalizes it to weighted targets (a cluster's relative size, for
 targets summarized by k-means): a matched query's fixation target is its point's weight and its
 L1 point loss is scaled by that weight; with all weights 1 it equals :class:`SetCriterion`.
+
+:func:`density_loss` trains the density head (``SaltrConfig.density_head``): the negative
+log-likelihood of all of an image's fixations under the mixture its queries predict, the
+density the model is then evaluated with.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from torch import Tensor, nn
 
 from salience.models.saltr.config import SaltrConfig
 from salience.models.saltr.matcher import HungarianMatcher, Indices, build_matcher
+from salience.models.saltr.postprocess import center_bias_prior, gaussian_profiles
 
 
 def _flat_indices(indices: Indices) -> tuple[Tensor, Tensor]:
@@ -149,3 +154,37 @@ def weighted_set_loss(
         total = total + criterion.weight_class * loss_class + criterion.weight_point * loss_point
     losses["loss"] = total
     return losses
+
+
+def density_loss(
+    outputs: dict, fixations: list[Tensor], size: tuple[int, int], floor_weight: float = 1e-2
+) -> Tensor:
+    """Negative log-likelihood of each image's fixations under the predicted density, in nats
+    per fixation relative to a uniform density, averaged over the images that have fixations.
+
+    The density is the one :func:`~salience.models.saltr.postprocess.log_density` draws with
+    ``normalize_each`` at the input ``size``: the queries' Gaussians (``pred_sigmas`` pixels
+    wide), each summing to 1 over the pixels, weighted by ``softmax(pred_weights)``, mixed with
+    the center-bias floor. ``fixations``: per image (M, 2) normalized (x, y); each counts at its
+    pixel's center. Only the final layer has the head.
+    """
+    height, width = size
+    points = outputs["pred_points"].float()  # (B, N, 2)
+    sigmas = outputs["pred_sigmas"].float()  # (B, N)
+    weights = outputs["pred_weights"].float().softmax(-1)  # (B, N)
+    gx = gaussian_profiles(points[..., 0] * width, sigmas, width, normalize=True)  # (B, N, W)
+    gy = gaussian_profiles(points[..., 1] * height, sigmas, height, normalize=True)  # (B, N, H)
+    prior = center_bias_prior(size, device=points.device, dtype=points.dtype)  # (H, W)
+    terms = []
+    for b, fix in enumerate(fixations):
+        if len(fix) == 0:
+            continue
+        fix = fix.to(points)
+        col = (fix[:, 0] * width).floor().long().clamp(0, width - 1)  # (M,)
+        row = (fix[:, 1] * height).floor().long().clamp(0, height - 1)  # (M,)
+        mixture = weights[b] @ (gx[b][:, col] * gy[b][:, row])  # (M,)
+        density = (1.0 - floor_weight) * mixture + floor_weight * prior[row, col]  # (M,)
+        terms.append(-(density * (height * width)).log().mean())
+    if not terms:  # no fixations in the batch: zero, still part of the graph
+        return 0.0 * (points.sum() + sigmas.sum() + weights.sum())
+    return torch.stack(terms).mean()

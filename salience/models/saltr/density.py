@@ -2,7 +2,8 @@
 
 The image is resized to the model's input size (the backbone owns the ImageNet normalization),
 the predicted fixations become probability-weighted Gaussians at the image's own size (sigma
-scaled with the image diagonal) mixed with a small center-bias floor, as in ``postprocess.py``.
+scaled with the image diagonal) mixed with a small center-bias floor, as in ``postprocess.py``;
+with the density head, Gaussians of each query's own width and weight.
 
 A model trained with sequential matching on ordered scanpaths also gives its predicted scanpath
 (:meth:`SaltrDensity.scanpath`, see ``postprocess.scanpath_from_outputs``).
@@ -122,15 +123,32 @@ class SaltrDensity(DensityModel):
     @torch.inference_mode()
     def predict(self, image: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 (H, W, 3) -> normalized points (N, 2) as (x, y) and fixation probabilities (N,)."""
+        outputs = self.model(self._input(image))  # pred_points (1, N, 2), pred_logits (1, N)
+        return outputs["pred_points"][0].float(), outputs["pred_logits"][0].float().sigmoid()
+
+    def _input(self, image: np.ndarray) -> torch.Tensor:
+        """uint8 (H, W, 3) -> the model's input (1, 3, h, w) in [0, 1], resized to its size."""
         height, width = self.model.config.image_size
         resized = np.array(Image.fromarray(image).resize((width, height), Image.BILINEAR))
-        x = torch.from_numpy(resized).to(self._device()).permute(2, 0, 1)[None].float() / 255.0
-        outputs = self.model(x)  # pred_points (1, N, 2), pred_logits (1, N)
-        return outputs["pred_points"][0].float(), outputs["pred_logits"][0].float().sigmoid()
+        return torch.from_numpy(resized).to(self._device()).permute(2, 0, 1)[None].float() / 255.0
 
     def sigma_at(self, size: tuple[int, int]) -> float:
         """The Gaussian's sigma in pixels of an image of ``size`` = (height, width)."""
         return scaled_sigma(size, self.sigma_px, self.model.config.image_size)
+
+    @torch.inference_mode()
+    def mixture(self, image: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The density's parts, uint8 (H, W, 3) in: normalized points (N, 2), their weights (N,)
+        and, with the density head, each Gaussian's sigma (N,) in pixels of the input size
+        times ``sigma_px / config.sigma_px`` (calibration's scale); without it the weights are
+        the fixation probabilities and the sigma is one, :meth:`sigma_at`'s."""
+        outputs = self.model(self._input(image))
+        points = outputs["pred_points"][0].float()  # (N, 2)
+        if not self.model.config.density_head:
+            return points, outputs["pred_logits"][0].float().sigmoid(), None
+        scale = self.sigma_px / self.model.config.sigma_px
+        weights = outputs["pred_weights"][0].float().softmax(-1)  # (N,)
+        return points, weights, outputs["pred_sigmas"][0].float() * scale
 
     def points(self, image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Predicted fixations in pixels of ``size``: (N, 2) (x, y) and (N,) probabilities,
@@ -164,13 +182,16 @@ class SaltrDensity(DensityModel):
     def log_density(self, image: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
         if image is None:
             raise ValueError("SalTR needs the image")
-        points, probs = self.predict(image)
+        points, weights, sigmas = self.mixture(image)
+        # at the image's size: the input's pixels scaled by the diagonal, as sigma_at's
+        scale = scaled_sigma(size, 1.0, self.model.config.image_size)
         with torch.inference_mode():
             result = log_density(
                 points[None].double(),
-                probs[None].double(),
+                weights[None].double(),
                 size,
-                sigma=self.sigma_at(size),
+                sigma=self.sigma_at(size) if sigmas is None else sigmas[None].double() * scale,
                 floor_weight=self.floor_weight,
+                normalize_each=sigmas is not None,
             )  # (1, H, W)
         return result[0].cpu().numpy()

@@ -54,6 +54,10 @@ class SalTR(nn.Module):
 
     With deformable attention each query has a reference point and the head predicts the point
     relative to it (in logit space), as in Deformable DETR.
+
+    With ``config.density_head`` the final layer also gives ``pred_sigmas`` (B, N), each
+    query's Gaussian width in pixels of the input size (``config.sigma_px`` at initialization),
+    and ``pred_weights`` (B, N), the logits of its weight in the density (softmax over queries).
     """
 
     def __init__(self, config: SaltrConfig) -> None:
@@ -88,6 +92,13 @@ class SalTR(nn.Module):
             self.transformer = Transformer(config)
         self.class_head = nn.Linear(d, 1)
         self.point_head = MLP(d, d, 2, num_layers=3)
+        if config.density_head:
+            # both start neutral: every Gaussian of the config's width, equal weights
+            self.sigma_head = nn.Linear(d, 1)
+            self.weight_head = nn.Linear(d, 1)
+            for head in (self.sigma_head, self.weight_head):
+                nn.init.zeros_(head.weight)
+                nn.init.zeros_(head.bias)
         if deformable:
             # initial predictions sit on the reference points
             nn.init.zeros_(self.point_head.layers[-1].weight)
@@ -107,7 +118,8 @@ class SalTR(nn.Module):
         return srcs
 
     def forward(self, images: Tensor) -> dict:
-        """(B, 3, H, W) in [0, 1] -> dict of pred_points, pred_logits, aux_outputs."""
+        """(B, 3, H, W) in [0, 1] -> dict of pred_points, pred_logits, aux_outputs (and
+        pred_sigmas, pred_weights with the density head)."""
         features = self.backbone(images)  # [(B, C_l, H_l, W_l)]
         hs, reference = self.transformer(self._project(features))  # (L, B, N, D)
         logits = self.class_head(hs).squeeze(-1)  # (L, B, N)
@@ -121,7 +133,12 @@ class SalTR(nn.Module):
                 {"pred_points": p, "pred_logits": lg}
                 for p, lg in zip(points[:-1], logits[:-1], strict=True)
             ]
-        return {"pred_points": points[-1], "pred_logits": logits[-1], "aux_outputs": aux}
+        outputs = {"pred_points": points[-1], "pred_logits": logits[-1], "aux_outputs": aux}
+        if self.config.density_head:
+            log_scale = self.sigma_head(hs[-1]).squeeze(-1).clamp(-3.0, 3.0)  # (B, N)
+            outputs["pred_sigmas"] = self.config.sigma_px * log_scale.exp()  # (B, N)
+            outputs["pred_weights"] = self.weight_head(hs[-1]).squeeze(-1)  # (B, N)
+        return outputs
 
 
 def build_saltr(config: SaltrConfig) -> SalTR:

@@ -7,8 +7,10 @@ project's convention: 0-based float pixels, x right, y down, pixel (i, j) coveri
 evaluated at pixel centers.
 
 The map is a Gaussian per predicted fixation weighted by its probability (the paper's sigma is
-19 px at 640x480; other sizes scale it with the image diagonal). The log-density mixes the
-normalized map with a small prior so that it is finite everywhere.
+19 px at 640x480; other sizes scale it with the image diagonal). A model with the density head
+predicts each Gaussian's width and weight instead, and its map is their mixture, each Gaussian
+normalized over the pixels. The log-density mixes the normalized map with a small prior so that
+it is finite everywhere.
 """
 
 from __future__ import annotations
@@ -69,19 +71,36 @@ def scanpath_from_outputs(
     ]
 
 
-def saliency_map(pred_points: Tensor, probs: Tensor, size: tuple[int, int], sigma: float) -> Tensor:
-    """Sum of isotropic Gaussians (peak 1, ``sigma`` in pixels) weighted by probability: (B, H, W).
+def saliency_map(
+    pred_points: Tensor,
+    probs: Tensor,
+    size: tuple[int, int],
+    sigma: float | Tensor,
+    normalize_each: bool = False,
+) -> Tensor:
+    """Sum of isotropic Gaussians weighted by probability: (B, H, W).
 
-    Separable: each Gaussian is the outer product of a row profile and a column profile.
+    ``sigma`` in pixels, one for all or per query (B, N). Each Gaussian has peak 1, or, with
+    ``normalize_each``, sums to 1 over the pixel grid (a mixture density when the weights sum
+    to 1: the density head's). Separable: each Gaussian is the outer product of a row profile
+    and a column profile (:func:`gaussian_profiles`).
     """
     height, width = size
-    xs = torch.arange(width, device=pred_points.device, dtype=pred_points.dtype) + 0.5  # (W,)
-    ys = torch.arange(height, device=pred_points.device, dtype=pred_points.dtype) + 0.5  # (H,)
-    px = pred_points[..., 0] * width  # (B, N)
-    py = pred_points[..., 1] * height  # (B, N)
-    gx = torch.exp(-0.5 * ((xs - px[..., None]) / sigma) ** 2)  # (B, N, W)
-    gy = torch.exp(-0.5 * ((ys - py[..., None]) / sigma) ** 2)  # (B, N, H)
+    gx = gaussian_profiles(pred_points[..., 0] * width, sigma, width, normalize_each)  # (B, N, W)
+    gy = gaussian_profiles(pred_points[..., 1] * height, sigma, height, normalize_each)  # (B, N, H)
     return torch.einsum("bn,bnh,bnw->bhw", probs.to(gx), gy, gx)  # (B, H, W)
+
+
+def gaussian_profiles(
+    centers: Tensor, sigma: float | Tensor, length: int, normalize: bool = False
+) -> Tensor:
+    """Gaussians of ``centers`` (..., N) in pixels along one axis at its pixel centers:
+    (..., N, length), peak 1 or, with ``normalize``, each summing to 1 over the axis's pixels
+    (so a product of two is normalized over the pixel grid, the image's edges included)."""
+    grid = torch.arange(length, device=centers.device, dtype=centers.dtype) + 0.5  # (length,)
+    width = sigma[..., None] if isinstance(sigma, Tensor) else sigma
+    profiles = torch.exp(-0.5 * ((grid - centers[..., None]) / width) ** 2)  # (..., N, length)
+    return profiles / profiles.sum(-1, keepdim=True) if normalize else profiles
 
 
 def center_bias_prior(
@@ -107,14 +126,16 @@ def log_density(
     pred_points: Tensor,
     probs: Tensor,
     size: tuple[int, int],
-    sigma: float | None = None,
+    sigma: float | Tensor | None = None,
     floor_weight: float = 1e-2,
     prior: Tensor | None = None,
+    normalize_each: bool = False,
 ) -> Tensor:
     """Natural-log density over the (H, W) pixel grid: (B, H, W), ``exp`` sums to 1 per image.
 
-    ``(1 - floor_weight) * normalized saliency_map + floor_weight * prior``. ``sigma`` defaults
-    to the paper's, scaled to ``size``; ``prior`` ((H, W) or (B, H, W), summing to 1) defaults to
+    ``(1 - floor_weight) * normalized saliency_map + floor_weight * prior``. ``sigma`` (one, or
+    per query (B, N)) defaults to the paper's, scaled to ``size``; ``normalize_each`` as in
+    :func:`saliency_map`; ``prior`` ((H, W) or (B, H, W), summing to 1) defaults to
     :func:`center_bias_prior`. An image whose map has no mass (all probabilities 0) gets the prior.
     """
     if not 0.0 < floor_weight <= 1.0:
@@ -124,7 +145,7 @@ def log_density(
     if prior is None:
         prior = center_bias_prior(size, device=pred_points.device, dtype=pred_points.dtype)
     prior = prior.to(pred_points).expand(pred_points.shape[0], *size)  # (B, H, W)
-    sal = saliency_map(pred_points, probs, size, sigma)  # (B, H, W)
+    sal = saliency_map(pred_points, probs, size, sigma, normalize_each)  # (B, H, W)
     mass = sal.sum(dim=(-2, -1), keepdim=True)  # (B, 1, 1)
     normalized = torch.where(mass > 0, sal / mass.clamp_min(torch.finfo(sal.dtype).tiny), prior)
     return ((1.0 - floor_weight) * normalized + floor_weight * prior).log()  # (B, H, W)

@@ -1,11 +1,18 @@
-"""SetCriterion: values, equivalences, gradients, sequential matching."""
+"""SetCriterion: values, equivalences, gradients, sequential matching; the density head's loss."""
+
+import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from salience.models.saltr import SaltrConfig, build_saltr
-from salience.models.saltr.criterion import SetCriterion, classification_loss, point_loss
+from salience.models.saltr import SaltrConfig, build_saltr, log_density
+from salience.models.saltr.criterion import (
+    SetCriterion,
+    classification_loss,
+    density_loss,
+    point_loss,
+)
 from salience.models.saltr.matcher import HungarianMatcher, SequentialMatcher
 
 TINY = dict(
@@ -171,3 +178,38 @@ def test_from_config_picks_matcher_and_weights():
     assert isinstance(sequential.matcher, SequentialMatcher)
     with pytest.raises(ValueError, match="matching"):
         SaltrConfig(matching="greedy")
+
+
+def test_density_loss_is_the_likelihood_of_the_drawn_density():
+    torch.manual_seed(0)
+    size = (24, 32)
+    outputs = {
+        "pred_points": torch.rand(2, 5, 2, dtype=torch.float64),
+        "pred_sigmas": torch.rand(2, 5, dtype=torch.float64) * 3 + 1,
+        "pred_weights": torch.randn(2, 5, dtype=torch.float64),
+    }
+    fixations = [torch.rand(7, 2, dtype=torch.float64), torch.zeros(0, 2, dtype=torch.float64)]
+    loss = density_loss(outputs, fixations, size, floor_weight=0.05)
+    drawn = log_density(
+        outputs["pred_points"][:1],
+        outputs["pred_weights"][:1].softmax(-1),
+        size,
+        sigma=outputs["pred_sigmas"][:1],
+        floor_weight=0.05,
+        normalize_each=True,
+    )[0]
+    col = (fixations[0][:, 0] * size[1]).long()
+    row = (fixations[0][:, 1] * size[0]).long()
+    expected = -(drawn[row, col] + math.log(size[0] * size[1])).mean()  # the empty image skipped
+    torch.testing.assert_close(loss, expected.float())
+    assert density_loss(outputs, [fixations[1]] * 2, size) == 0  # no fixations: zero
+
+
+def test_density_head_starts_with_the_configs_sigma_and_equal_weights():
+    config = SaltrConfig(**TINY, attention="deformable", density_head=True, sigma_px=7.0)
+    model = build_saltr(config)
+    outputs = model(torch.rand(2, 3, 64, 64))
+    assert outputs["pred_sigmas"].shape == outputs["pred_weights"].shape == (2, 6)
+    torch.testing.assert_close(outputs["pred_sigmas"], torch.full((2, 6), 7.0))
+    assert (outputs["pred_weights"] == 0).all()
+    assert "pred_sigmas" not in build_saltr(SaltrConfig(**TINY))(torch.rand(1, 3, 64, 64))
