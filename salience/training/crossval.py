@@ -35,10 +35,12 @@ from salience.training.loop import Trainer
 
 
 def fold_config(config: Config, k: int, n: int, out: Path) -> Config:
-    """The config of run k: every training source less its fold k, validated on those folds."""
+    """The config of run k: every training source less its fold k, validated on those folds.
+    Calibration images (``data.calibration_images``) come out of the run's own training folds,
+    as they come out of the training images of a full run."""
     train = [replace(s, fold=(k, n), fold_complement=True) for s in config.data.train]
     held = [replace(s, fold=(k, n), fold_complement=False) for s in config.data.train]
-    data = replace(config.data, train=train, val=held, calibration_images=0)
+    data = replace(config.data, train=train, val=held)
     return replace(config, data=data, train=replace(config.train, out=str(out / f"fold-{k}")))
 
 

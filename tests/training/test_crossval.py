@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -34,10 +35,13 @@ def _config(small_osie, nus_scene_root, out):
 
 def test_folds_partition_every_source(small_osie, nus_scene_root, tmp_path):
     config = _config(small_osie, nus_scene_root, tmp_path)
+    config = replace(config, data=replace(config.data, calibration_images=1))
     held: list[list[str]] = [[], []]
     for k in range(3):
         cfg = fold_config(config, k, 3, tmp_path)
-        assert cfg.train.out == str(tmp_path / f"fold-{k}") and cfg.data.calibration_images == 0
+        assert cfg.train.out == str(tmp_path / f"fold-{k}")
+        # calibration images come out of the run's training folds (Trainer._splits)
+        assert cfg.data.calibration_images == 1
         for i, (train, val) in enumerate(zip(cfg.data.train, cfg.data.val, strict=True)):
             full = load_dataset(train.name, train.root).split("train")
             full = full.subset(full.ids[: train.limit])
