@@ -12,8 +12,9 @@ Four measurements, each comparing the variants inside one run:
   1 (the encoder before session 11) against libvips at level 2 (``salience predict``'s now).
 * ``folder``: ``salience predict``'s pipeline (:func:`salience.batch.run_predict`) on 100 OSIE
   val images, all files written, per backend, and on PyTorch with one image per forward pass,
-  with Pillow's PNGs and with ``--maps density --batch-size 1`` (no pictures) as peers; the
-  variants alternate over ``--rounds`` rounds and the best round counts.
+  with Pillow's PNGs and with ``--maps density`` (no pictures; one and eight images per pass,
+  and on ONNX Runtime) as peers; the variants alternate over ``--rounds`` rounds and the best
+  round counts.
 * ``memory``: peak resident memory of ``python -m salience predict`` (a fresh process) on 100
   and on 1,000 images (the val images under 1,000 distinct names), onnxruntime backend.
 
@@ -61,6 +62,8 @@ from salience.predictor import Predictor
 THREADS = 2
 PILLOW_PEER = "torch, PNGs by Pillow (before session 11)"
 DENSITY_ONLY = "torch, --maps density --batch-size 1 (no PNGs)"
+DENSITY_ONLY_BATCHED = "torch, --maps density, 8 per pass"
+DENSITY_ONLY_ONNX = "onnxruntime, --maps density (no PNGs)"
 BATCH_PEER = "torch, --batch-size 1"
 PADDING_PEER = "torch, TF padding by padded copies (before session 11)"
 
@@ -179,17 +182,21 @@ def pngs(paths: list[Path]) -> dict[str, dict[str, float]]:
 def folder(models: dict[str, object], paths: list[Path], rounds: int) -> dict[str, object]:
     """Images per second of run_predict per backend (all files written, 8 images per forward
     pass: ``salience predict``'s default), best of the rounds; on PyTorch also one image per
-    pass, with the PNG encoder of before, and with the density map alone (one per pass)."""
-    jobs = {name: PredictJob(Path(), batch_size=8) for name in models}
+    pass, with the PNG encoder of before, and with the density map alone (one and eight per
+    pass); on ONNX Runtime also the density map alone."""
+    jobs = {name: (name, PredictJob(Path(), batch_size=8)) for name in models}
+    density = ("density",)
     jobs |= {
-        BATCH_PEER: PredictJob(Path(), batch_size=1),
-        PILLOW_PEER: PredictJob(Path(), batch_size=8),
-        DENSITY_ONLY: PredictJob(Path(), batch_size=1, maps=("density",)),
+        BATCH_PEER: ("torch", PredictJob(Path(), batch_size=1)),
+        PILLOW_PEER: ("torch", PredictJob(Path(), batch_size=8)),
+        DENSITY_ONLY: ("torch", PredictJob(Path(), batch_size=1, maps=density)),
+        DENSITY_ONLY_BATCHED: ("torch", PredictJob(Path(), batch_size=8, maps=density)),
+        DENSITY_ONLY_ONNX: ("onnxruntime", PredictJob(Path(), batch_size=1, maps=density)),
     }
     results: dict[str, list[float]] = {name: [] for name in jobs}
     for _ in range(rounds):
-        for name, job in jobs.items():
-            model = models.get(name, models["torch"])
+        for name, (backend, job) in jobs.items():
+            model = models[backend]
             with encoder(name), tempfile.TemporaryDirectory() as out:
                 start = time.perf_counter()
                 done = run_predict(Predictor(model), paths, replace(job, out_dir=Path(out)))
