@@ -89,7 +89,7 @@ def _shipped(name: str, pretrained: bool, overrides: dict[str, Any]) -> DenseSal
             raise ValueError(f"the shipped {name!r} model takes no overrides, got {overrides}")
         return FORMAT.load(path)[0]
     config = config_from_metadata(read_metadata(path), str(path))
-    return DenseSaliency(replace(config, backbone_pretrained=True, **overrides))
+    return DenseSaliency(replace(config, **{"backbone_pretrained": True, **overrides}))
 
 
 @register_model("default")

@@ -65,6 +65,8 @@ def test_predictor_from_pretrained_uses_the_shipped_sampler(name):
 def test_shipped_models_take_no_overrides(name):
     with pytest.raises(ValueError, match="overrides"):
         create_model(name, pretrained=True, readout=(4,))
+    # untrained, its architecture takes them, the backbone's ImageNet flag too
+    assert not create_model(name, backbone_pretrained=False).config.backbone_pretrained
 
 
 def test_export_writes_fp16_with_a_fitted_sampler(tiny_weights, osie_root, tmp_path):
