@@ -263,11 +263,17 @@ def load_onnx(
         if not path.is_file():
             raise FileNotFoundError(f"{path}: ONNX graph not found")
         return OnnxDensity(path, condition, threads)
+    from salience.models.metadata import read_metadata  # torch: only to build a graph
     from salience.models.registry import shipped_weights
 
     shipped = not path.is_file()
-    if shipped:  # a shipped model's name (a dense model, or the export says it is not one)
+    if shipped:  # a shipped model's name
         path = shipped_weights(str(source))
+    if "dense_config" not in read_metadata(path):
+        raise ValueError(
+            f"{path}: the ONNX Runtime backend runs the dense models only (such as default and "
+            "accurate), not this one: use the torch backend for it"
+        )
     if condition is not None:
         if Condition.parse(condition) in extra_conditions(path):
             raise ValueError(

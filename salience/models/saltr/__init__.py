@@ -6,9 +6,10 @@ Importing this package registers the variants with :mod:`salience.models.registr
 variant: deformable, trained with sequential matching to decode one observer's fixations in
 viewing order (see :mod:`salience.models.saltr.scanpath`). Each factory takes
 ``(pretrained=False, **overrides)``, the overrides replacing fields of the variant's
-:class:`SaltrConfig`. No trained SalTR weights ship with the package, so ``pretrained=True``
-is an error; the backbone's ImageNet weights are the config's ``backbone_pretrained`` flag. A
-checkpoint written by ``salience train`` runs on images through
+:class:`SaltrConfig`; for these variants ``pretrained=True`` is an error (the backbone's
+ImageNet weights are the config's ``backbone_pretrained`` flag). ``saltr`` is the SalTR shipped
+in the package (``salience/weights/saltr.safetensors``, the density head on; its model card
+``saltr.md``): ``pretrained=True`` loads its weights. A checkpoint written by ``salience train`` runs on images through
 ``salience.models.registry.load_checkpoint`` (a :class:`SaltrDensity`, whose architecture is the
 checkpoint's).
 """
@@ -19,7 +20,8 @@ from dataclasses import replace
 from typing import Any
 
 from salience.models.backbone import Backbone, load_lite_weights, lukemelas_to_timm_lite
-from salience.models.registry import register_model
+from salience.models.metadata import load_into, read_metadata, read_tensors
+from salience.models.registry import register_model, shipped_weights
 from salience.models.saltr.config import SaltrConfig
 from salience.models.saltr.criterion import (
     SetCriterion,
@@ -33,7 +35,7 @@ from salience.models.saltr.deformable import (
     MultiScaleDeformableAttention,
     ms_deform_attn,
 )
-from salience.models.saltr.density import SaltrDensity
+from salience.models.saltr.density import SaltrDensity, config_from_metadata
 from salience.models.saltr.matcher import (
     HungarianMatcher,
     SequentialMatcher,
@@ -112,8 +114,9 @@ VARIANTS: dict[str, SaltrConfig] = {
 def _create(name: str, pretrained: bool, overrides: dict[str, Any]) -> SalTR:
     if pretrained:
         raise RuntimeError(
-            f"no trained SalTR weights exist yet for {name!r}: use pretrained=False (the "
-            "backbone's ImageNet weights are the separate backbone_pretrained config flag)"
+            f"no trained weights ship for {name!r} (the shipped SalTR is 'saltr'): use "
+            "pretrained=False (the backbone's ImageNet weights are the separate "
+            "backbone_pretrained config flag)"
         )
     return build_saltr(replace(VARIANTS[name], **overrides))
 
@@ -173,3 +176,19 @@ def saltr_lite2(pretrained: bool = False, **overrides: Any) -> SalTR:
 def saltr_lite2_deformable(pretrained: bool = False, **overrides: Any) -> SalTR:
     """SalTR, EfficientNet-Lite2 backbone, multi-scale deformable attention."""
     return _create("saltr-lite2-deformable", pretrained, overrides)
+
+
+@register_model("saltr")
+def saltr(pretrained: bool = False, **overrides: Any) -> SalTR:
+    """The shipped SalTR (see salience/weights/saltr.md): Lite0, deformable attention, the
+    density head; pretrained=True loads its weights, False its architecture with ImageNet
+    backbone weights (e.g. to train it again)."""
+    path = shipped_weights("saltr")
+    config = config_from_metadata(read_metadata(path), str(path))
+    if not pretrained:
+        return build_saltr(replace(config, **{"backbone_pretrained": True, **overrides}))
+    if overrides:
+        raise ValueError(f"the shipped 'saltr' model takes no overrides, got {overrides}")
+    model = build_saltr(config)
+    load_into(model, read_tensors(path), path)
+    return model
