@@ -23,8 +23,9 @@ Four measurements, each comparing the variants inside one run:
 ``--int8`` names an int8 graph (``salience export default default.onnx --format onnx --int8
 ...``) to add as a third backend. ``--peers`` adds two PyTorch peers of the shipped default:
 its readouts computed one by one (as before :class:`~salience.models.dense.model.FusedReadouts`)
-and its mirror-averaged copy (``salience export ... --flip-average``); and the shipped
-``accurate`` model on both backends.
+and its mirror-averaged copy (``salience export ... --flip-average``); the shipped
+``accurate`` model on both backends; and the shipped ``saltr`` on PyTorch (``Predictor.predict``
+only: it has no grid network stage).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def backends(int8: Path | None, peers: bool = False) -> dict[str, object]:
         models["torch, mirror-averaged"] = mirrored
         models["accurate, torch"] = load_pretrained("accurate")
         models["accurate, onnxruntime"] = load_onnx("accurate", threads=THREADS)
+        models["saltr, torch"] = load_pretrained("saltr")  # no grid: Predictor.predict only
     return models
 
 
@@ -122,11 +124,13 @@ def latency(models: dict[str, object], paths: list[Path]) -> dict[str, dict[str,
     for i, path in enumerate(paths):
         image = load_image(path)
         for name, model in models.items():
-            stages = {
-                "network": network(model, image),
-                "network + density": lambda m=model, im=image: m.log_densities([im]),
-                "Predictor.predict": lambda p=predictors[name], im=image: p.predict(im),
-            }
+            stages = {"Predictor.predict": lambda p=predictors[name], im=image: p.predict(im)}
+            if hasattr(model, "log_densities"):  # a grid model: its network on its own too
+                stages = {
+                    "network": network(model, image),
+                    "network + density": lambda m=model, im=image: m.log_densities([im]),
+                    **stages,
+                }
             for stage, fn in stages.items():
                 if i == 0:
                     fn()  # warm-up: first runs allocate
