@@ -130,13 +130,19 @@ def test_calibration_likelihood_matches_the_density_with_a_width_per_point():
             assert grid[i, j] == pytest.approx(expected, rel=1e-9)
 
 
-def test_density_head_is_trained_by_the_fixations_likelihood(small_osie):
+@pytest.fixture
+def density_head(small_osie):
+    """A tiny SalTR task with the density head, and the small OSIE training images."""
     torch.manual_seed(0)
     task = SaltrTask(
         ModelConfig("saltr-lite0-deformable", {**TINY_MODEL, "density_head": True}), (64, 96)
     )
+    return task, load_dataset("osie", small_osie).split("train")
+
+
+def test_density_head_is_trained_by_the_fixations_likelihood(density_head):
+    task, data = density_head
     model = task.build_model().train()
-    data = load_dataset("osie", small_osie).split("train")
     dataset = FixationDataset([data.subset(data.ids[:2])], (64, 96), task.make_targets)
     samples = [dataset[0], dataset[1]]
     assert len(samples[0]["fixations"]) > len(samples[0]["points"])  # every fixation, not a set
@@ -150,13 +156,9 @@ def test_density_head_is_trained_by_the_fixations_likelihood(small_osie):
     assert model.weight_head.weight.grad.abs().sum() > 0
 
 
-def test_calibrated_density_head_is_a_density_at_any_size(small_osie):
-    torch.manual_seed(0)
-    task = SaltrTask(
-        ModelConfig("saltr-lite0-deformable", {**TINY_MODEL, "density_head": True}), (64, 96)
-    )
+def test_calibrated_density_head_is_a_density_at_any_size(density_head):
+    task, data = density_head
     model = task.build_model().eval()
-    data = load_dataset("osie", small_osie).split("train")
     chosen = task.calibrate(model, data.subset(data.ids[:2]))
     assert chosen["sigma_px"] in [model.config.sigma_px * f for f in SIGMA_FACTORS]
     density = task.density(model)
