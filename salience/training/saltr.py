@@ -21,8 +21,14 @@ from torch import Tensor, nn
 from salience.data.dataset import Dataset
 from salience.io.images import load_image
 from salience.models.registry import create_model
-from salience.models.saltr import SalTR, SetCriterion, density_loss, weighted_set_loss
-from salience.models.saltr.config import SaltrConfig
+from salience.models.saltr import (
+    SalTR,
+    SetCriterion,
+    center_bias_prior,
+    density_loss,
+    gaussian_profiles,
+    weighted_set_loss,
+)
 from salience.models.saltr.density import DEFAULT_FLOOR_WEIGHT, SaltrDensity, checkpoint_metadata
 from salience.training.targets import form_targets
 from salience.training.task import Task, unwrap
@@ -45,37 +51,25 @@ def fixation_log_likelihoods(
 
     The same density as :func:`salience.models.saltr.postprocess.log_density` with the default
     prior, computed at the fixations only: Gaussians are separable, so their mass over the pixel
-    grid is a product of 1-D sums and no full map is needed. A sigma is one for all points or
-    one per point (N,); ``normalize_each`` as in ``log_density``.
+    grid is a product of 1-D sums and no map of the mixture is needed. A sigma is one for all
+    points or one per point (N,); ``normalize_each`` as in ``log_density``.
     """
     height, width = size
-    pixel_x = torch.as_tensor(np.floor(xs) + 0.5, dtype=torch.float64)  # (M,) pixel centers
-    pixel_y = torch.as_tensor(np.floor(ys) + 0.5, dtype=torch.float64)  # (M,)
-    grid_x = torch.arange(width, dtype=torch.float64) + 0.5  # (W,)
-    grid_y = torch.arange(height, dtype=torch.float64) + 0.5  # (H,)
+    col = torch.as_tensor(np.floor(xs), dtype=torch.long).clamp(0, width - 1)  # (M,) pixels
+    row = torch.as_tensor(np.floor(ys), dtype=torch.long).clamp(0, height - 1)  # (M,)
     px = points[:, 0].double().cpu() * width  # (N,)
     py = points[:, 1].double().cpu() * height  # (N,)
     p = probs.double().cpu()  # (N,)
-    spread = 0.25  # postprocess.center_bias_prior's default
-    prior_x = torch.exp(-0.5 * ((grid_x / width - 0.5) / spread) ** 2)  # (W,)
-    prior_y = torch.exp(-0.5 * ((grid_y / height - 0.5) / spread) ** 2)  # (H,)
-    prior = (
-        torch.exp(-0.5 * ((pixel_x / width - 0.5) / spread) ** 2)
-        * torch.exp(-0.5 * ((pixel_y / height - 0.5) / spread) ** 2)
-        / (prior_x.sum() * prior_y.sum())
-    )  # (M,)
+    prior = center_bias_prior(size, dtype=torch.float64)[row, col]  # (M,)
     result = np.zeros((len(sigmas), len(floor_weights)))
     for i, sigma in enumerate(sigmas):
-        sd = sigma.double().cpu()[:, None] if isinstance(sigma, Tensor) else sigma  # (N, 1)
-        mass_x = torch.exp(-0.5 * ((grid_x[None] - px[:, None]) / sd) ** 2).sum(1)  # (N,)
-        mass_y = torch.exp(-0.5 * ((grid_y[None] - py[:, None]) / sd) ** 2).sum(1)  # (N,)
+        sd = sigma.double().cpu() if isinstance(sigma, Tensor) else sigma
+        gx = gaussian_profiles(px, sd, width)  # (N, W), peak 1
+        gy = gaussian_profiles(py, sd, height)  # (N, H)
+        mass_x, mass_y = gx.sum(1), gy.sum(1)  # (N,)
         weights = p / (mass_x * mass_y) if normalize_each else p  # (N,)
         mass = (weights * mass_x * mass_y).sum()
-        sd = sd.T if isinstance(sigma, Tensor) else sigma  # (1, N)
-        at_fix = (
-            torch.exp(-0.5 * ((pixel_x[:, None] - px[None]) / sd) ** 2)
-            * torch.exp(-0.5 * ((pixel_y[:, None] - py[None]) / sd) ** 2)
-        ) @ weights  # (M,)
+        at_fix = weights @ (gx[:, col] * gy[:, row])  # (M,)
         sal = at_fix / mass if mass > 0 else prior
         for j, f in enumerate(floor_weights):
             result[i, j] = torch.log((1 - f) * sal + f * prior).sum().item()
@@ -104,13 +98,13 @@ class SaltrTask(Task):
     sigma_px: float | None = None  # chosen by calibrate
     floor_weight: float = DEFAULT_FLOOR_WEIGHT
     criterion: SetCriterion | None = None  # set by build_model
-    model_config: SaltrConfig | None = None  # set by build_model
+    weight_density: float = 0.0  # set by build_model: the density head's loss weight
     max_targets: int | None = None
 
     def build_model(self) -> SalTR:
         overrides = {**self.config.overrides, "image_size": self.input_size}
         model = create_model(self.config.name, **overrides)
-        self.model_config = model.config
+        self.weight_density = model.config.weight_density
         self.criterion = SetCriterion.from_config(model.config)
         self.max_targets = self.config.max_targets or model.config.num_queries
         return model
@@ -142,9 +136,8 @@ class SaltrTask(Task):
             self.criterion, outputs, batch["points"], batch["weights"], self.global_denominators
         )
         if "pred_sigmas" in outputs:
-            config = self.model_config
             losses["loss_density"] = density_loss(outputs, batch["fixations"], self.input_size)
-            losses["loss"] = losses["loss"] + config.weight_density * losses["loss_density"]
+            losses["loss"] = losses["loss"] + self.weight_density * losses["loss_density"]
         return losses
 
     def density(self, model: nn.Module, condition: int | None = None) -> SaltrDensity:
@@ -171,7 +164,7 @@ class SaltrTask(Task):
             scale = math.hypot(*stim.size) / math.hypot(*model.config.image_size)
             factors = [s * scale for s in sigmas_at_input]
             if own is not None:
-                factors = [own * (s * scale / reference) for s in sigmas_at_input]
+                factors = [own * (f / reference) for f in factors]
             total += fixation_log_likelihoods(
                 points, weights, xs, ys, stim.size, factors, list(FLOOR_WEIGHTS), own is not None
             )

@@ -9,9 +9,9 @@ viewing order (see :mod:`salience.models.saltr.scanpath`). Each factory takes
 :class:`SaltrConfig`; for these variants ``pretrained=True`` is an error (the backbone's
 ImageNet weights are the config's ``backbone_pretrained`` flag). ``saltr`` is the SalTR shipped
 in the package (``salience/weights/saltr.safetensors``, the density head on; its model card
-``saltr.md``): ``pretrained=True`` loads its weights. A checkpoint written by ``salience train`` runs on images through
-``salience.models.registry.load_checkpoint`` (a :class:`SaltrDensity`, whose architecture is the
-checkpoint's).
+``saltr.md``): ``pretrained=True`` loads its weights. A checkpoint written by ``salience
+train`` runs on images through ``salience.models.registry.load_checkpoint`` (a
+:class:`SaltrDensity`, whose architecture is the checkpoint's).
 """
 
 from __future__ import annotations
