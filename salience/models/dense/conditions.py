@@ -63,6 +63,13 @@ def apply_condition(model: DenseSaliency, checkpoint: str | Path, condition: Con
         raise CheckpointError(
             f"{path}: holds tensors the model's readouts do not have: {unknown[:3] or 'none'}"
         )
+    whole = {key.split(".")[1] for key in tensors if not key.endswith(".log_prior")}
+    missing = sorted({key.split(".")[1] for key in own} - whole, key=int)
+    if whole and missing:
+        raise CheckpointError(
+            f"{path}: holds {len(whole)} whole readouts, the model has {len(model.readouts)}; "
+            f"readouts {', '.join(missing)} would keep the weights of another kind of data"
+        )
     for key, tensor in tensors.items():
         if tensor.shape != own[key].shape:
             raise CheckpointError(

@@ -116,3 +116,36 @@ def test_readouts_trained_on_a_kind_export_as_its_condition_file(checkpoint, tmp
         assert not torch.equal(eye.model.state_dict()[key], ui.model.state_dict()[key])
     refused = CliRunner().invoke(app, ["export", str(trained), str(out), "--condition", "ui"])
     assert refused.exit_code == 2 and "--readouts-only" in refused.output
+
+
+def test_whole_readouts_must_replace_every_readout_of_the_model(tmp_path):
+    # a file of readouts trained for a model with fewer readouts would leave the rest trained
+    # on photos: refused, naming the readouts it lacks
+    from safetensors.torch import save_file
+
+    from salience.models.dense import checkpoint_metadata
+    from salience.models.dense.conditions import write_condition
+
+    torch.manual_seed(0)
+    config = DenseConfig(
+        backbone_pretrained=False, image_size=(64, 96), input_pixels=64 * 96, readouts=3
+    )
+    model = DenseSaliency(config)
+    checkpoint = tmp_path / "three.safetensors"
+    save_file(
+        model.state_dict(), str(checkpoint), metadata=checkpoint_metadata(model, "dense-lite0")
+    )
+    path = condition_path(checkpoint, Condition.USER_INTERFACE)
+    state = model.state_dict()
+    fewer = {k: v + 0.5 for k, v in state.items() if k.startswith(("readouts.0.", "readouts.1."))}
+    write_condition(path, model, fewer, Condition.USER_INTERFACE, {})
+    with pytest.raises(
+        CheckpointError, match="holds 2 whole readouts, the model has 3; readouts 2 "
+    ):
+        load_checkpoint(checkpoint, "ui")
+    every = {k: v + 0.5 for k, v in state.items() if k.startswith("readouts.")}
+    write_condition(path, model, every, Condition.USER_INTERFACE, {})
+    ui = load_checkpoint(checkpoint, "ui").model.state_dict()
+    torch.testing.assert_close(
+        ui["readouts.2.log_prior"], every["readouts.2.log_prior"].half().float()
+    )
