@@ -25,7 +25,9 @@ Four measurements, each comparing the variants inside one run:
 its readouts computed one by one (as before :class:`~salience.models.dense.model.FusedReadouts`)
 and its mirror-averaged copy (``salience export ... --flip-average``); the shipped
 ``accurate`` model on both backends; and the shipped ``saltr`` on PyTorch (``Predictor.predict``
-only: it has no grid network stage).
+only: it has no grid network stage). ``--baseline`` names a dense checkpoint (e.g. the previous
+default, ``git show REV:salience/weights/default.safetensors > old.safetensors``) to run on
+PyTorch beside the shipped one, in the latency and folder parts.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from salience.data import load_dataset
 from salience.io.images import load_image
 from salience.models import backbone
 from salience.models.onnx import OnnxDensity, load_onnx
-from salience.models.registry import load_pretrained
+from salience.models.registry import load_checkpoint, load_pretrained
 from salience.predictor import Predictor
 
 THREADS = 2
@@ -69,7 +71,9 @@ BATCH_PEER = "torch, --batch-size 1"
 PADDING_PEER = "torch, TF padding by padded copies (before session 11)"
 
 
-def backends(int8: Path | None, peers: bool = False) -> dict[str, object]:
+def backends(
+    int8: Path | None, peers: bool = False, baseline: Path | None = None
+) -> dict[str, object]:
     """Density models by backend name, every one on THREADS threads."""
     torch.set_num_threads(THREADS)
     with unittest.mock.patch.object(backbone, "pad_in_kernels", lambda module: 0):
@@ -81,6 +85,8 @@ def backends(int8: Path | None, peers: bool = False) -> dict[str, object]:
     }
     if int8 is not None:
         models["onnxruntime-int8"] = OnnxDensity(int8, threads=THREADS)
+    if baseline is not None:
+        models[f"torch, {baseline.name}"] = load_checkpoint(baseline)
     if peers:
         unfused = load_pretrained("default")
         unfused.model.fused = None
@@ -243,6 +249,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/osie"))
     parser.add_argument("--int8", type=Path, default=None, help="an int8 graph to compare")
     parser.add_argument("--peers", action="store_true", help="add the peers and `accurate`")
+    parser.add_argument(
+        "--baseline", type=Path, default=None, help="a dense checkpoint to compare on PyTorch"
+    )
     parser.add_argument("--latency-images", type=int, default=30)
     parser.add_argument("--folder-images", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=2)
@@ -254,7 +263,11 @@ def main() -> None:
     args = parser.parse_args()
 
     val = [s.path for s in load_dataset("osie", args.data).split("val")]
-    models = backends(args.int8, args.peers) if {"latency", "folder"} & set(args.parts) else {}
+    models = (
+        backends(args.int8, args.peers, args.baseline)
+        if {"latency", "folder"} & set(args.parts)
+        else {}
+    )
     result = {
         "machine": {
             "cpus": os.cpu_count(),
