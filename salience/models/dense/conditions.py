@@ -46,8 +46,8 @@ def with_extra_conditions(metadata: dict[str, str], checkpoint: str | Path) -> d
 
 def apply_condition(model: DenseSaliency, checkpoint: str | Path, condition: Condition) -> None:
     """Load what the file of ``condition`` beside ``checkpoint`` holds (readout tensors: every
-    readout's prior, or whole readouts) into ``model``; a :class:`CheckpointError` naming the
-    file if it was made on another backbone or does not fit the readouts."""
+    readout's prior, or every readout whole) into ``model``; a :class:`CheckpointError` naming
+    the file if it was made on another backbone or does not fit the readouts."""
     path = condition_path(checkpoint, condition)
     metadata = read_metadata(path)
     found = model.backbone.weights_sha256()
