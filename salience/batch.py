@@ -6,8 +6,8 @@ sums to 1), ``<name>_heatmap.png``, ``<name>_overlay.png`` (or those of the thre
 the settings they were made with), each atomically; ``summary.csv`` lists every input with its
 status. An image whose files all exist and whose recorded settings are the job's is not
 predicted again (unless ``overwrite``), so an interrupted job is finished by running it again,
-and running it with other settings (e.g. more scanpaths, another seed) redoes the images. An unreadable image is reported and
-skipped; the rest are written. With ``windows`` each viewing-time window also gets
+and running it with other settings (e.g. more scanpaths, another seed) redoes the images. An
+unreadable image is reported and skipped; the rest are written. With ``windows`` each viewing-time window also gets
 ``<name>_window_<label>_density.npy``, ``_heatmap.png`` and ``_overlay.png`` (label e.g.
 ``0-1s``), written before the fixations JSON, so a job interrupted among them is redone.
 """

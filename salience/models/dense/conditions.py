@@ -63,8 +63,8 @@ def apply_condition(model: DenseSaliency, checkpoint: str | Path, condition: Con
         raise CheckpointError(
             f"{path}: holds tensors the model's readouts do not have: {unknown[:3] or 'none'}"
         )
-    whole = {key.split(".")[1] for key in tensors if not key.endswith(".log_prior")}
-    missing = sorted({key.split(".")[1] for key in own} - whole, key=int)
+    whole = {int(key.split(".")[1]) for key in tensors if not key.endswith(".log_prior")}
+    missing = [str(k) for k in range(len(model.readouts)) if k not in whole]
     if whole and missing:
         raise CheckpointError(
             f"{path}: holds {len(whole)} whole readouts, the model has {len(model.readouts)}; "
