@@ -3,9 +3,10 @@
 Each run of a ``salience cv`` folder is scored again on its held-out images at its last epoch,
 now predicting the mixture of the image's and its mirror image's densities
 (``flip_average``; twice the network's work), with the center bias the run validated against
-(fitted on the training folds, :func:`salience.training.loop.validations`). The result, per source, is written in the form of the folder's
-``pooled/<source>-epoch-<e>.json`` so that ``salience eval-diff`` compares the two image by
-image; the latency of ``Predictor.predict`` on an 800 x 600 image is measured both ways.
+(fitted on the training folds, :func:`salience.training.loop.validations`). The result, per source,
+is written in the form of the folder's ``pooled/<source>-epoch-<e>.json`` so that
+``salience eval-diff`` compares the two image by image; the latency of ``Predictor.predict`` on an
+800 x 600 image is measured both ways.
 
     python benchmarks/cv_flip_average.py runs/cv-default --epoch 30
     salience eval-diff runs/cv-default/pooled/osie-epoch-030.json \\

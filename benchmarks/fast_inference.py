@@ -18,7 +18,8 @@ Four measurements, each comparing the variants inside one run:
 * ``memory``: peak resident memory of ``python -m salience predict`` (a fresh process) on 100
   and on 1,000 images (the val images under 1,000 distinct names), onnxruntime backend.
 
-    python benchmarks/fast_inference.py --data ../shared/data/osie --out benchmarks/RESULTS_fast_inference.json
+    python benchmarks/fast_inference.py --data ../shared/data/osie \\
+        --out benchmarks/RESULTS_fast_inference.json
 
 ``--int8`` names an int8 graph (``salience export default default.onnx --format onnx --int8
 ...``) to add as a third backend. ``--peers`` adds two PyTorch peers of the shipped default:

@@ -1,4 +1,5 @@
-"""Time and cross-check salience.evaluation.metrics against pysaliency 0.2.22 on the OSIE validation split.
+"""Time and cross-check salience.evaluation.metrics against pysaliency 0.2.22 on the OSIE validation
+split.
 
 For every validation image, two maps are scored with both libraries on the same fixations:
 
@@ -162,7 +163,8 @@ class Ours:
     def evaluate_all(
         self, maps: list[np.ndarray], log_maps: list[np.ndarray], refs: list[np.ndarray]
     ) -> None:
-        """The whole suite the way salience.evaluation.evaluate runs it: evaluate_map + LL + IG per image."""
+        """The whole suite the way salience.evaluation.evaluate runs it: evaluate_map + LL + IG per
+        image."""
         im = self.images
         for n, (m, logm, ref) in enumerate(zip(maps, log_maps, refs, strict=True)):
             ox, oy = self._negatives(n)
@@ -455,7 +457,7 @@ def machine() -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/osie"))
     parser.add_argument("--split", default="val")
     parser.add_argument("--sigma-deg", type=float, default=1.0)

@@ -149,7 +149,8 @@ def main() -> None:
         "",
         "| method | images / s |",
         "|---|---|",
-        f"| `salience predict` (batch 8, writes density, heatmap, overlay, fixations) | {ours_folder:.1f} |",
+        "| `salience predict` (batch 8, writes density, heatmap, overlay, fixations) "
+        f"| {ours_folder:.1f} |",
         f"| OpenCV spectral residual (maps only, nothing written) | {sr_folder:.1f} |",
         "",
         "## Accuracy on OSIE val (IG against the center bias; % of explainable IG)",

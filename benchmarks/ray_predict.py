@@ -19,7 +19,8 @@ overhead per image is its CPU seconds per image minus the local path's. Ray runs
 nice 15 by default, which alone would slow them against the local path here, so this script
 sets ``RAY_worker_niceness=0`` (as Ray's own job submission does). Linux only (/proc).
 
-    python benchmarks/ray_predict.py --images 16 --repeats 2 --json benchmarks/RESULTS_ray_predict.json
+    python benchmarks/ray_predict.py --images 16 --repeats 2 \\
+        --json benchmarks/RESULTS_ray_predict.json
 """
 
 from __future__ import annotations

@@ -150,10 +150,12 @@ def main() -> None:
     machine = f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
     lines = [
         f"`{shlex.join(['python', 'benchmarks/serve_load.py', *sys.argv[1:]])}` "
-        f"({args.workers} worker{'s' if args.workers > 1 else ''}, cache {args.cache_mb:g} MB, default model, POST /v1/predict of "
+        f"({args.workers} worker{'s' if args.workers > 1 else ''}, cache {args.cache_mb:g} MB, "
+        "default model, POST /v1/predict of "
         f"the 512x512 example photo, each request a different image; {machine})",
         "",
-        "| clients | requests | non-200 | requests/s | p50 latency | p95 latency | server RSS after |",
+        "| clients | requests | non-200 | requests/s | p50 latency | p95 latency "
+        "| server RSS after |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:

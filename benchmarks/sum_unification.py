@@ -20,7 +20,8 @@ and gold standard), and compared with each other (CC between the two maps, their
 the mean distance of their mass from the image center). Parameters, CPU latency per 800 x 600
 image (batch 1) and the training time from each run's log complete the report.
 
-    python benchmarks/sum_unification.py --runs runs   # runs/sum-cond, sum-nocond, sum-eye, sum-eye-steps
+    python benchmarks/sum_unification.py --runs runs   # runs/sum-cond, sum-nocond, sum-eye,
+                                                       # sum-eye-steps
 
 writes ``benchmarks/RESULTS_sum.md`` and ``RESULTS_sum.json``.
 """

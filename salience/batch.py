@@ -7,9 +7,9 @@ the settings they were made with), each atomically; ``summary.csv`` lists every 
 status. An image whose files all exist and whose recorded settings are the job's is not
 predicted again (unless ``overwrite``), so an interrupted job is finished by running it again,
 and running it with other settings (e.g. more scanpaths, another seed) redoes the images. An
-unreadable image is reported and skipped; the rest are written. With ``windows`` each viewing-time window also gets
-``<name>_window_<label>_density.npy``, ``_heatmap.png`` and ``_overlay.png`` (label e.g.
-``0-1s``), written before the fixations JSON, so a job interrupted among them is redone.
+unreadable image is reported and skipped; the rest are written. With ``windows`` each viewing-time
+window also gets ``<name>_window_<label>_density.npy``, ``_heatmap.png`` and ``_overlay.png`` (label
+e.g. ``0-1s``), written before the fixations JSON, so a job interrupted among them is redone.
 """
 
 from __future__ import annotations
@@ -432,12 +432,12 @@ def run_predict(
     in input order, after a row for each of ``failed_inputs`` ((input, reason) pairs, e.g.
     from :func:`collect_inputs`).
 
-    Scanpaths are seeded as :meth:`Predictor.predict` seeds them. An image whose outputs are whole and were made from the same content with the same
-    settings is not predicted again. Decoding (one thread, a batch ahead), the model and the
-    files (``writers`` threads) overlap; at most a few batches of images and predictions are
-    held at once, whatever the number of inputs. ``summary.csv`` is rewritten as results come
-    in (at most once a second) and at the end, so it is nearly complete where an interrupted
-    run stopped."""
+    Scanpaths are seeded as :meth:`Predictor.predict` seeds them. An image whose outputs are
+    whole and were made from the same content with the same settings is not predicted again.
+    Decoding (one thread, a batch ahead), the model and the files (``writers`` threads)
+    overlap; at most a few batches of images and predictions are held at once, whatever the
+    number of inputs. ``summary.csv`` is rewritten as results come in (at most once a second)
+    and at the end, so it is nearly complete where an interrupted run stopped."""
     if writers < 1:
         raise ValueError(f"writers must be at least 1, got {writers}")
     out_dir = job.out_dir

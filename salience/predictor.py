@@ -176,7 +176,8 @@ class Prediction:
 
     @property
     def display_map(self) -> np.ndarray:
-        """(H, W) in [0, 1] for people to look at (see :func:`salience.analysis.render.display_map`)."""
+        """(H, W) in [0, 1] for people to look at (see
+        :func:`salience.analysis.render.display_map`)."""
         from salience.analysis.render import display_map
 
         return display_map(self.density)

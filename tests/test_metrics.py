@@ -1,4 +1,5 @@
-"""Tests of salience.evaluation.metrics against pysaliency 0.2.22, brute-force definitions and invariances.
+"""Tests of salience.evaluation.metrics against pysaliency 0.2.22, brute-force definitions and
+invariances.
 
 Real data: five OSIE validation images with all observers' fixations, scored with five maps per
 image that exercise different code paths (smooth and tied values, exact zeros, negative values).

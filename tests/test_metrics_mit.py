@@ -1,4 +1,5 @@
-"""The MIT benchmark's metric convention (salience.evaluation.mit) against values worked out by hand.
+"""The MIT benchmark's metric convention (salience.evaluation.mit) against values worked out by
+hand.
 
 Each hand case is one where the MIT definition and the pysaliency convention give different
 numbers (ties, repeated fixations, maps with a floor above zero, maps of another size, grid

@@ -1,4 +1,5 @@
-"""Predictor: every kind of image in, a density at the input's resolution and ordered fixations out."""
+"""Predictor: every kind of image in, a density at the input's resolution and ordered fixations
+out."""
 
 from __future__ import annotations
 

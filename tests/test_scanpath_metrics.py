@@ -1,6 +1,6 @@
-"""Tests of salience.evaluation.scanpath_metrics: MultiMatch against multimatch-gaze 0.1.3 on OSIE scanpaths,
-mean shift against scikit-learn, and ScanMatch, SequenceScore and the human averages on small
-cases worked out by hand (the expected values are derived in the comments).
+"""Tests of salience.evaluation.scanpath_metrics: MultiMatch against multimatch-gaze 0.1.3 on OSIE
+scanpaths, mean shift against scikit-learn, and ScanMatch, SequenceScore and the human averages on
+small cases worked out by hand (the expected values are derived in the comments).
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ Two numbers per region answer different questions. The *share* is the density's 
 region, i.e. the fraction of all fixations expected there, and *lift* relates it to the region's
 size (``share / area_fraction``: 1 means no more attention than its area earns). ``p_first_k`` is
 the probability that at least one of the first ``k`` fixations lands in the region, estimated from
-scanpaths drawn by a :class:`~salience.models.sampler.ScanpathSampler` (with a 95 % Wilson interval for
-the sampling error, which says nothing about the model's own error), and ``mean_first_index`` the
-mean 1-based number of the first fixation in the region among the scanpaths that reach it.
+scanpaths drawn by a :class:`~salience.models.sampler.ScanpathSampler` (with a 95 % Wilson interval
+for the sampling error, which says nothing about the model's own error), and ``mean_first_index``
+the mean 1-based number of the first fixation in the region among the scanpaths that reach it.
 
 :func:`analyze` reports one image; :func:`compare` two variants of a design (A and B) with
 deltas ``B - A``. Both draw scanpaths with the same seed, so the variants share their random
@@ -93,7 +93,8 @@ class FirstHit:
 def first_fixation_probability(
     scanpaths: Scanpaths, masks: Sequence[np.ndarray], k: int
 ) -> list[FirstHit]:
-    """Per mask (bool (H, W)), the fraction of scanpaths with one of the first ``k`` fixations in it.
+    """Per mask (bool (H, W)), the fraction of scanpaths with one of the first ``k`` fixations in
+    it.
 
     A fixation at (x, y) is in the mask when pixel ``(floor(y), floor(x))`` is.
     """
@@ -199,7 +200,8 @@ def analyze(
     """Shares, lift and first-``k``-fixation probabilities of each region on one image.
 
     ``ppd``: pixels per degree of the image as viewed (default
-    :func:`~salience.models.sampler.default_ppd`); ``n`` scanpaths of ``k`` fixations drawn with ``seed``.
+    :func:`~salience.models.sampler.default_ppd`); ``n`` scanpaths of ``k`` fixations drawn with
+    ``seed``.
     """
     dens = as_density(density)
     regions = check_regions(regions)

@@ -146,7 +146,8 @@ class Region:
 
 
 def _is_rect(v: np.ndarray) -> bool:
-    """Whether (m, 2) vertices are the corners of an axis-aligned rectangle, as Region.rect makes."""
+    """Whether (m, 2) vertices are the corners of an axis-aligned rectangle, as Region.rect
+    makes."""
     if v.shape != (4, 2):
         return False
     (x0, y0), (x1, y1), (x2, y2), (x3, y3) = v
@@ -208,7 +209,8 @@ def _polygon_mask(vertices: np.ndarray, size: Size) -> np.ndarray:
 
 
 def _numbers(values: object, count: int | None, where: str) -> list[float]:
-    """A list of finite numbers (``count`` of them when given), or a RegionError naming ``where``."""
+    """A list of finite numbers (``count`` of them when given), or a RegionError naming
+    ``where``."""
     if not isinstance(values, list) or (count is not None and len(values) != count):
         expected = f"a list of {count} numbers" if count is not None else "a list of numbers"
         raise RegionError(f"{where}: expected {expected}, got {values!r}")

@@ -2,9 +2,9 @@
 
 A :class:`Dataset` is a list of :class:`Stimulus`; each stimulus holds its image path, its
 (height, width) and one ordered :class:`Scanpath` per observer. Coordinates are 0-based float
-pixels (x to the right, y down; pixel ``(i, j)`` covers ``j <= x < j + 1``), durations and onsets are
-seconds. Loaders convert their source's conventions (1-based MATLAB pixels, (row, column) columns,
-milliseconds) into this form, so everything downstream sees one convention.
+pixels (x to the right, y down; pixel ``(i, j)`` covers ``j <= x < j + 1``), durations and onsets
+are seconds. Loaders convert their source's conventions (1-based MATLAB pixels, (row, column)
+columns, milliseconds) into this form, so everything downstream sees one convention.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Scoring models (or folders of saliency maps) against a dataset's fixations.
 
-Per image, every metric of :mod:`salience.evaluation.metrics` is computed; dataset figures are means over
-images (the MIT benchmark's convention). Two modes:
+Per image, every metric of :mod:`salience.evaluation.metrics` is computed; dataset figures are means
+over images (the MIT benchmark's convention). Two modes:
 
 - ``"map"``: the saliency map is scored as given (for a model, its density).
 - ``"probabilistic"``: the model's log-density is turned into the map that is optimal for each

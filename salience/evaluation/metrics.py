@@ -351,7 +351,8 @@ _BUCKETS = 1 << 16
 
 
 def _count_below(values: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """How many ``values`` are ``< t`` and ``== t`` for sorted distinct ``thresholds`` from ``values``.
+    """How many ``values`` are ``< t`` and ``== t`` for sorted distinct ``thresholds`` from
+    ``values``.
 
     Exact, and about twice as fast as sorting a whole saliency map: values go into 65536 buckets
     by ``floor((v - min) * scale)``, which never decreases as ``v`` grows (every step rounds
@@ -636,8 +637,8 @@ def nss(
     (:func:`salience.evaluation.mit.nss`): MATLAB's sample std (``ddof=1``, a factor
     ``sqrt((N - 1) / N)``, 1e-6 relative for 800x600) and the mean over the distinct fixated
     pixels (the binary fixation map), which differs wherever pixels are fixated repeatedly (by
-    up to 0.34 on an OSIE val image for the default model's peaked density). Both: a constant map scores 0 (MATLAB returns NaN), and the
-    score is invariant to ``a * sal + b`` for ``a > 0``.
+    up to 0.34 on an OSIE val image for the default model's peaked density). Both: a constant map
+    scores 0 (MATLAB returns NaN), and the score is invariant to ``a * sal + b`` for ``a > 0``.
     """
     if _is_mit(convention):
         return _mit().nss(sal, xs, ys)

@@ -13,8 +13,8 @@ Shared conventions
   binning refuses them).
 * Errors raise :class:`ValueError`: a malformed array, NaN or infinite coordinates, negative or
   infinite durations, and fixations outside ``[0, width) x [0, height)``. Out-of-bounds points
-  are rejected, never clipped, as in :mod:`salience.evaluation.metrics`: a point outside the image usually
-  means swapped (height, width) or a coordinate-convention bug, which clipping would hide.
+  are rejected, never clipped, as in :mod:`salience.evaluation.metrics`: a point outside the image
+  usually means swapped (height, width) or a coordinate-convention bug, which clipping would hide.
 * A scanpath too short for a metric gives NaN, not an error, so that averages over real data
   (OSIE has one-fixation scanpaths) can skip it: MultiMatch needs at least 3 fixations (2
   saccades) in both scanpaths, as multimatch-gaze does; ScanMatch and SequenceScore need at least
@@ -549,13 +549,13 @@ def cluster_fixations(
 
     The clustering behind the Sequence Score [Y20, C21], as its authors describe it in
     cvlab-stonybrook/Scanpath_Prediction issue 24 (scikit-learn there; a numpy equivalent here,
-    tested against it): mean shift over the pooled fixations of the image's scanpaths. Without ``bandwidth``, a base bandwidth is estimated as
-    scikit-learn's ``estimate_bandwidth`` does (the mean distance from each fixation to its
-    ``int(quantile * n)``-th nearest, itself included) and the multiple of it among ``factors``
-    is kept whose clusters maximize ``(between - within) / k``, where ``between`` and
-    ``within`` count consecutive fixations of a scanpath in different and in the same cluster,
-    and k is the number of clusters (first best on ties). Accepts a :class:`Stimulus` or a
-    sequence of scanpaths.
+    tested against it): mean shift over the pooled fixations of the image's scanpaths. Without
+    ``bandwidth``, a base bandwidth is estimated as scikit-learn's ``estimate_bandwidth`` does (the
+    mean distance from each fixation to its ``int(quantile * n)``-th nearest, itself included) and
+    the multiple of it among ``factors`` is kept whose clusters maximize ``(between - within) / k``,
+    where ``between`` and ``within`` count consecutive fixations of a scanpath in different and in
+    the same cluster, and k is the number of clusters (first best on ties). Accepts a
+    :class:`Stimulus` or a sequence of scanpaths.
     """
     paths = stimulus.scanpaths if isinstance(stimulus, Stimulus) else stimulus
     sequences = [_fixations(p, "scanpath")[:, :2] for p in paths]

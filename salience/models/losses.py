@@ -38,7 +38,8 @@ def _as_distribution(maps: Tensor) -> Tensor:
 
 
 def kl_div(pred: Tensor, ref: Tensor, eps: float = MIT_EPS) -> Tensor:
-    """KL(ref || pred) of the maps as distributions, as :func:`salience.evaluation.metrics.kl_div`."""
+    """KL(ref || pred) of the maps as distributions, as
+    :func:`salience.evaluation.metrics.kl_div`."""
     p, q = _as_distribution(pred), _as_distribution(ref)  # (B, N)
     return (q * torch.log(eps + q / (p + eps))).sum(dim=1).mean()
 
@@ -53,12 +54,14 @@ def cc(pred: Tensor, ref: Tensor) -> Tensor:
 
 
 def sim(pred: Tensor, ref: Tensor) -> Tensor:
-    """Histogram intersection of the maps as distributions, as :func:`salience.evaluation.metrics.sim`."""
+    """Histogram intersection of the maps as distributions, as
+    :func:`salience.evaluation.metrics.sim`."""
     return torch.minimum(_as_distribution(pred), _as_distribution(ref)).sum(dim=1).mean()
 
 
 def nss(pred: Tensor, fixation_counts: Tensor) -> Tensor:
-    """Mean standardized value of the map at the fixations, as :func:`salience.evaluation.metrics.nss`.
+    """Mean standardized value of the map at the fixations, as
+    :func:`salience.evaluation.metrics.nss`.
 
     ``fixation_counts`` (B, H, W) holds how many fixations fell on each pixel, so a pixel fixated
     twice counts twice, as there; images without fixations are left out of the mean.

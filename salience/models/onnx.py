@@ -3,9 +3,10 @@ PyTorch.
 
 :class:`OnnxDensity` is the grid runner of :class:`~salience.models.density.GridDensity` with
 the network replaced by an ONNX Runtime session: each image resized with its aspect kept to the
-network's input (PIL bilinear, as the PyTorch path), run on its own, and the cells' density upsampled bilinearly to the image and renormalized (in numpy, float64,
-the arithmetic of ``torch.nn.functional.interpolate``). Its densities match the PyTorch
-backend's to about 1e-6 in total variation (``tests/models/test_onnx.py`` holds them to 1e-5).
+network's input (PIL bilinear, as the PyTorch path), run on its own, and the cells' density
+upsampled bilinearly to the image and renormalized (in numpy, float64, the arithmetic of
+``torch.nn.functional.interpolate``). Its densities match the PyTorch backend's to about 1e-6 in
+total variation (``tests/models/test_onnx.py`` holds them to 1e-5).
 
 Where the graphs come from (:func:`load_onnx`):
 

@@ -115,7 +115,8 @@ def default_ppd(size: Size) -> float:
 
 
 def as_density(density: npt.ArrayLike, name: str = "density") -> np.ndarray:
-    """A 2-D float64 copy of ``density`` scaled to sum 1; NaN, inf, negative or all-zero is an error."""
+    """A 2-D float64 copy of ``density`` scaled to sum 1; NaN, inf, negative or all-zero is an
+    error."""
     arr = np.array(density, dtype=np.float64)
     if arr.ndim != 2 or arr.size == 0:
         raise ValueError(f"{name} must be a non-empty 2-D array, got shape {arr.shape}")
@@ -176,7 +177,8 @@ class _CellDensity:
     def sample_points(
         self, cells: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
-        """A point in each of ``cells`` (n,): pixel by density, then uniform within it; x, y (n,)."""
+        """A point in each of ``cells`` (n,): pixel by density, then uniform within it;
+        x, y (n,)."""
         u = (1.0 - rng.random(len(cells))).astype(np.float32)  # (n,) in (0, 1]
         # the first pixel whose cumulative share reaches u rises above its predecessor: mass > 0
         position = (self.keys[cells] < u[:, None]).sum(axis=1)  # (n,)
@@ -508,7 +510,8 @@ class _Block:
         return np.sqrt(dy2[:, :, None] + dx2[:, None, :]).reshape(len(self.base), -1)
 
     def ior_kernels(self, sigma: float) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per lag: the rows with a fixation that far back, and its Gaussian at every cell (r, C)."""
+        """Per lag: the rows with a fixation that far back, and its Gaussian at every cell
+        (r, C)."""
         kernels = []
         for lag in range(self.history.shape[1]):
             rows = np.flatnonzero(np.isfinite(self.history[:, lag, 0]))
@@ -643,7 +646,8 @@ def _radial_statistics(
 
 
 def _curvature(knots: np.ndarray) -> np.ndarray:
-    """The changes of slope of a piecewise-linear function at its inner knots: (knots - 2, knots)."""
+    """The changes of slope of a piecewise-linear function at its inner knots:
+    (knots - 2, knots)."""
     inverse_gap = 1.0 / np.diff(knots)  # (knots - 1,)
     slopes = np.zeros((len(knots) - 1, len(knots)))  # slope of each segment from knot values
     rows = np.arange(len(knots) - 1)

@@ -1,4 +1,5 @@
-"""The training loop every model shares: data, AdamW, schedule, precision, DDP, checkpoints, validation.
+"""The training loop every model shares: data, AdamW, schedule, precision, DDP, checkpoints,
+validation.
 
 ``Trainer(config).fit()`` trains the model ``config.model.name`` through its :class:`Task`. Under
 ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) it runs DistributedDataParallel, one process
@@ -8,9 +9,9 @@ step's batch (:class:`~salience.training.data.EpochSampler`), and the losses div
 over the whole batch (:attr:`Task.global_denominators`), so N processes take the steps one
 process would (up to float rounding and dropout's random draws, which differ per process).
 After every ``eval.every`` epochs rank 0 scores the model on each validation source with
-:func:`salience.evaluation.evaluate.evaluate` (center bias fitted on the validation dataset's ``train``
-split, less the validated images), keeps ``best.safetensors`` by ``eval.metric`` (the mean over
-the sources) and rewrites ``log.jsonl``; per-image scores go to ``val/``.
+:func:`salience.evaluation.evaluate.evaluate` (center bias fitted on the validation dataset's
+``train`` split, less the validated images), keeps ``best.safetensors`` by ``eval.metric`` (the mean
+over the sources) and rewrites ``log.jsonl``; per-image scores go to ``val/``.
 
 Resuming restores weights, optimizer, scheduler, scaler, RNGs and the position inside the epoch,
 so an interrupted run continues exactly where it stopped.

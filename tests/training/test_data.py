@@ -1,4 +1,5 @@
-"""Augmentations move fixations with the pixels; samples, targets and batches have the right form."""
+"""Augmentations move fixations with the pixels; samples, targets and batches have the right
+form."""
 
 from __future__ import annotations
 

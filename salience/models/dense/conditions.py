@@ -1,4 +1,5 @@
-"""More kinds of data for a dense checkpoint: a center-bias prior per condition, in a file beside it.
+"""More kinds of data for a dense checkpoint: a center-bias prior per condition, in a file beside
+it.
 
 Where people look on a web page differs from a photo less in what draws the eye (text, faces,
 contrast) than in where they start and how far they go: pages are read from the top left, photos

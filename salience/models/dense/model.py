@@ -12,10 +12,10 @@ networks this way. With ``readouts`` > 1 the model holds several readouts on the
 and predicts the mixture of their densities (each weighted 1 / K), as DeepGaze IIE mixes its
 readouts: the backbone's work, nearly all of the cost, is shared. Trained with
 ``ensemble_loss="members"`` each readout learns on its own (an ensemble in one run, diverse
-through its initialization and dropout masks); with ``"mixture"`` the mixture's likelihood is what is trained. With
-``windows`` readout k is the density of viewing-time window k (where the gaze dwells during,
-say, 1-2 s), trained on the fixations weighted by their dwell in it; the mixture then averages the
-windows.
+through its initialization and dropout masks); with ``"mixture"`` the mixture's likelihood is what
+is trained. With ``windows`` readout k is the density of viewing-time window k (where the gaze
+dwells during, say, 1-2 s), trained on the fixations weighted by their dwell in it; the mixture then
+averages the windows.
 
 The model is fully convolutional; the prior is a small learned grid over normalized image
 coordinates, so any aspect ratio works. :func:`salience.models.density.input_size_for` picks

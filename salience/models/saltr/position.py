@@ -1,9 +1,10 @@
 """Fixed sine positional encodings for 2D feature maps (pure functions, no parameters).
 
 A coordinate ``c`` is encoded at ``num_feats / 2`` geometric frequencies
-``omega_k = temperature ** (-2k / num_feats)`` as interleaved ``sin(c * omega_k), cos(c * omega_k)``.
-Feature-map positions are pixel centers normalized to (0, scale), so the encoding of a location
-does not depend on the map's resolution, which multi-scale (deformable) attention relies on.
+``omega_k = temperature ** (-2k / num_feats)`` as interleaved
+``sin(c * omega_k), cos(c * omega_k)``. Feature-map positions are pixel centers normalized to
+(0, scale), so the encoding of a location does not depend on the map's resolution, which
+multi-scale (deformable) attention relies on.
 """
 
 from __future__ import annotations

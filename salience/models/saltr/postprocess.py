@@ -54,8 +54,8 @@ def scanpath_from_outputs(
     Queries are read in order (query i is the i-th fixation) up to, not including, the first
     whose fixation probability is below ``threshold``; the first query is always kept, so a
     scanpath has at least one fixation. Returns (points (L, 2) as (x, y) pixels, probabilities
-    (L,)) per image; points are kept inside the image. Only meaningful for a model trained with ``matching="sequential"`` on
-    ordered targets: Hungarian-trained queries have no order.
+    (L,)) per image; points are kept inside the image. Only meaningful for a model trained with
+    ``matching="sequential"`` on ordered targets: Hungarian-trained queries have no order.
     """
     height, width = size
     scale = pred_points.new_tensor([width, height])  # (2,)

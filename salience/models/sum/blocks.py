@@ -11,8 +11,9 @@ checkpoints load by renaming only (see :func:`salience.models.sum.model.vmamba_t
 
 SUM (Hosseini et al., "SUM: Saliency Unification through Mamba for Visual Attention Modeling",
 2024) conditions its decoder on the kind of data (:class:`salience.data.conditions.Condition`): a
-:class:`VSSBlock` with ``num_conditions`` holds a learned token per condition and maps it by a small MLP to per-channel shifts and scales that
-modulate the normalized activations. All blocks are channels-last, (B, H, W, C), like VMamba.
+:class:`VSSBlock` with ``num_conditions`` holds a learned token per condition and maps it by a small
+MLP to per-channel shifts and scales that modulate the normalized activations. All blocks are
+channels-last, (B, H, W, C), like VMamba.
 """
 
 from __future__ import annotations

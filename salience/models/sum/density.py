@@ -39,7 +39,8 @@ def config_from_metadata(metadata: dict[str, str], where: str) -> SumConfig:
 
 
 class SumDensity(GridDensity):
-    """Runs a :class:`SumSaliency` for one :class:`Condition`; log-densities at each image's size."""
+    """Runs a :class:`SumSaliency` for one :class:`Condition`; log-densities at each image's
+    size."""
 
     name = "sum"
     format = FORMAT

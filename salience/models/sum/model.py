@@ -178,7 +178,8 @@ class LiteEncoder(nn.Module):
         self.out_norms = nn.ModuleList(nn.LayerNorm(dim) for dim in config.dims)
 
     def project(self, maps: list[Tensor]) -> list[Tensor]:
-        """Backbone maps [(B, C_i, H / s_i, W / s_i)] (e.g. cached) -> [(B, H / s_i, W / s_i, dims_i)]."""
+        """Backbone maps [(B, C_i, H / s_i, W / s_i)] (e.g. cached) ->
+        [(B, H / s_i, W / s_i, dims_i)]."""
         return [
             norm(project(f).permute(0, 2, 3, 1))  # (B, H / s_i, W / s_i, dims_i)
             for f, project, norm in zip(maps, self.projections, self.out_norms, strict=True)
@@ -189,7 +190,8 @@ class LiteEncoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Encoder features [(B, H / s, W / s, dims_i)] and conditions (B,) -> (B, H / 4, W / 4, dims_0).
+    """Encoder features [(B, H / s, W / s, dims_i)] and conditions (B,) ->
+    (B, H / 4, W / 4, dims_0).
 
     ``stages[i]`` holds the C-VSS blocks at stride ``STRIDES[i]``; ``expands[i]`` and ``fuses[i]``
     bring the stride-``STRIDES[i + 1]`` result up and merge in the encoder's skip features.
@@ -305,7 +307,8 @@ class SumSaliency(nn.Module):
             condition.min() < 0 or condition.max() >= self.config.num_conditions
         ):
             raise ValueError(
-                f"conditions must lie in [0, {self.config.num_conditions}), got {condition.tolist()}"
+                f"conditions must lie in [0, {self.config.num_conditions}), "
+                f"got {condition.tolist()}"
             )
         return condition.long()
 

@@ -1,4 +1,5 @@
-"""A condition's prior beside a dense checkpoint: loaded for that condition only, checked, fitted."""
+"""A condition's prior beside a dense checkpoint: loaded for that condition only, checked,
+fitted."""
 
 from __future__ import annotations
 

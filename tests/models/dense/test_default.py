@@ -1,4 +1,5 @@
-"""The model shipped in the package: loads offline, is a real saliency model, carries its sampler."""
+"""The model shipped in the package: loads offline, is a real saliency model, carries its
+sampler."""
 
 from __future__ import annotations
 

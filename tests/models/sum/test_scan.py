@@ -51,7 +51,8 @@ def make_inputs(
 
 @pytest.mark.parametrize(("groups_b", "groups_c"), [(2, 2), (2, 4), (None, 4)])
 def test_reference_is_the_recurrence_written_out(groups_b, groups_c):
-    """The oracle itself, against the definition in Python scalars (groups, bias, softplus, D, z)."""
+    """The oracle itself, against the definition in Python scalars
+    (groups, bias, softplus, D, z)."""
     batch, dim, length, state = 2, 4, 5, 3
     x = make_inputs(batch, dim, length, state, groups_b)
     x["C"] = make_inputs(batch, dim, length, state, groups_c, seed=1)["C"]
