@@ -29,3 +29,11 @@ def test_unknown_and_duplicate_names() -> None:
         salience.create_model("no-such-model")
     with pytest.raises(ValueError, match="already registered"):
         register_model("uniform")(lambda pretrained=False: None)
+
+
+def test_descriptions_are_whole_summaries() -> None:
+    """A description is the factory's first docstring paragraph on one line, never a sentence
+    cut at the docstring's first line break."""
+    for name, description in describe_models().items():
+        assert "\n" not in description and "  " not in description, name
+        assert description.endswith((".", ")")), f"{name}: {description!r}"

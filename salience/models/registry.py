@@ -98,7 +98,8 @@ def register_model(
         if name in _FACTORIES and _FACTORIES[name] is not factory:
             raise ValueError(f"model {name!r} is already registered")
         _FACTORIES[name] = factory
-        _DESCRIPTIONS[name] = description or (factory.__doc__ or "").strip().split("\n")[0]
+        summary = (factory.__doc__ or "").strip().split("\n\n")[0]  # the first paragraph
+        _DESCRIPTIONS[name] = description or " ".join(summary.split())
         for family in FAMILIES:
             if factory.__module__ == family.module or factory.__module__.startswith(
                 family.module + "."

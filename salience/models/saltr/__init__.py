@@ -129,7 +129,8 @@ def saltr_r50(pretrained: bool = False, **overrides: Any) -> SalTR:
 
 @register_model("saltr-r50-deformable")
 def saltr_r50_deformable(pretrained: bool = False, **overrides: Any) -> SalTR:
-    """SalTR, ResNet-50 backbone, multi-scale deformable attention (the paper's Deformable SalTR)."""
+    """SalTR, ResNet-50 backbone, multi-scale deformable attention (the paper's Deformable
+    SalTR)."""
     return _create("saltr-r50-deformable", pretrained, overrides)
 
 
@@ -148,7 +149,9 @@ def saltr_lite0_deformable(pretrained: bool = False, **overrides: Any) -> SalTR:
 @register_model("saltr-lite0-scanpath")
 def saltr_lite0_scanpath(pretrained: bool = False, **overrides: Any) -> SalTR:
     """SalTR's scanpath variant: Lite0, deformable attention, sequential matching (query i is
-    the i-th fixation). With ``checkpoint=`` it returns a :class:`SaltrDensity` whose
+    the i-th fixation).
+
+    With ``checkpoint=`` it returns a :class:`SaltrDensity` whose
     ``scanpath(image)`` gives the predicted fixations in order; :class:`SaltrScanpathModel`
     adds sampled durations."""
     return _create("saltr-lite0-scanpath", pretrained, overrides)
