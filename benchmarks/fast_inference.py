@@ -25,8 +25,8 @@ Four measurements, each comparing the variants inside one run:
 ...``) to add as a third backend. ``--peers`` adds two PyTorch peers of the shipped default:
 its readouts computed one by one (as before :class:`~salience.models.dense.model.FusedReadouts`)
 and its mirror-averaged copy (``salience export ... --flip-average``); the shipped
-``accurate`` model on both backends; and the shipped ``saltr`` on PyTorch (``Predictor.predict``
-only: it has no grid network stage). ``--baseline`` names a dense checkpoint (e.g. the previous
+``accurate`` model on both backends; and the shipped ``saltr`` and ``ensemble`` on PyTorch
+(``Predictor.predict`` only: they have no grid network stage). ``--baseline`` names a dense checkpoint (e.g. the previous
 default, ``git show REV:salience/weights/default.safetensors > old.safetensors``) to run on
 PyTorch beside the shipped one, in the latency and folder parts.
 """
@@ -98,6 +98,7 @@ def backends(
         models["accurate, torch"] = load_pretrained("accurate")
         models["accurate, onnxruntime"] = load_onnx("accurate", threads=THREADS)
         models["saltr, torch"] = load_pretrained("saltr")  # no grid: Predictor.predict only
+        models["ensemble, torch"] = load_pretrained("ensemble")  # accurate and saltr, mixed
     return models
 
 
@@ -249,7 +250,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/osie"))
     parser.add_argument("--int8", type=Path, default=None, help="an int8 graph to compare")
-    parser.add_argument("--peers", action="store_true", help="add the peers and `accurate`")
+    parser.add_argument(
+        "--peers", action="store_true", help="add the peers, `accurate`, `saltr` and `ensemble`"
+    )
     parser.add_argument(
         "--baseline", type=Path, default=None, help="a dense checkpoint to compare on PyTorch"
     )

@@ -433,7 +433,7 @@ def _density_model(source, condition: str | None, backend: str, load_torch):
     from salience.predictor import uses_onnxruntime
 
     if not uses_onnxruntime(backend) or (
-        isinstance(source, str) and family_of(source).config_key is None
+        isinstance(source, str) and family_of(source).name == "baselines"
     ):
         return load_torch(source, condition)
     from salience.models.onnx import load_onnx

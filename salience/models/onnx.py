@@ -265,9 +265,14 @@ def load_onnx(
             raise FileNotFoundError(f"{path}: ONNX graph not found")
         return OnnxDensity(path, condition, threads)
     from salience.models.metadata import read_metadata  # torch: only to build a graph
-    from salience.models.registry import shipped_weights
+    from salience.models.registry import family_of, list_models, shipped_weights
 
     shipped = not path.is_file()
+    if shipped and str(source) in list_models() and family_of(str(source)).config_key is None:
+        raise ValueError(
+            f"{source}: the ONNX Runtime backend runs the dense models only (such as default and "
+            "accurate), not this one: use the torch backend for it"
+        )
     if shipped:  # a shipped model's name
         path = shipped_weights(str(source))
     if "dense_config" not in read_metadata(path):

@@ -74,6 +74,8 @@ FAMILIES: tuple[Family, ...] = (
         "salience.models.sum.density:SumDensity",
         "salience.training.sum:SumTask",
     ),
+    # mixtures of shipped models of the families above, defined in code (no checkpoints)
+    Family("mixtures", "salience.models.mixture"),
 )
 
 _FACTORIES: dict[str, Callable[..., Any]] = {}
@@ -172,8 +174,12 @@ def load_pretrained(
     name: str, condition: str | int | None = None, device: Any = None
 ) -> DensityModel:
     """The registered model ``name`` ready to predict: a baseline as :func:`create_model` makes
-    it, a neural model with the weights shipped for it (an error if none ship)."""
-    if family_of(name).config_key is None:
+    it, a mixture (:mod:`salience.models.mixture`) of shipped models with their weights, a
+    neural model with the weights shipped for it (an error if none ship)."""
+    family = family_of(name)
+    if family.name == "mixtures":
+        return create_model(name, pretrained=True, condition=condition, device=device)
+    if family.config_key is None:
         if condition is not None:
             raise ValueError(f"{name} is a baseline: it takes no condition")
         return create_model(name)
