@@ -4,7 +4,8 @@ Two ``salience cv`` folders made with the same folds (``--folds 3``, the same tr
 for each fold run by both, the last-epoch weights of each score the run's held-out images
 (with the center bias the run validated against), mixed with SalTR weighted by each of
 ``--weights`` (``salience.models.mixture.MixtureDensity``; weight 0 is the dense run alone).
-Each component's density is computed once per image and reused for every weight. Writes, per
+Each component's density is computed once per image and reused for every weight;
+``--flip-average`` mirror-averages the dense runs (as ``accurate`` ships). Writes, per
 source and weight, a results file pooled over the folds (``<out>/<source>-w<weight>.json``)
 for ``salience eval-diff``, and prints the IG of each.
 
@@ -51,12 +52,17 @@ def main() -> None:
     parser.add_argument("--fold", type=int, action="append", required=True)
     parser.add_argument("--weights", type=float, nargs="+", required=True, help="SalTR's")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--flip-average", action="store_true", help="the dense runs mirror-averaged, as shipped"
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     pooled: dict[tuple[str, float], dict[str, dict[str, float]]] = {}
     for fold in args.fold:
         dense_run, saltr_run = args.dense / f"fold-{fold}", args.saltr / f"fold-{fold}"
-        dense = Remembered(load_checkpoint(dense_run / "last.safetensors"))
+        dense_model = load_checkpoint(dense_run / "last.safetensors")
+        dense_model.flip_average = args.flip_average
+        dense = Remembered(dense_model)
         saltr = Remembered(load_checkpoint(saltr_run / "last.safetensors"))
         held_out = {v.label: v for v in validations(load_config(saltr_run / "config.yaml"))}
         for v in validations(load_config(dense_run / "config.yaml")):
