@@ -26,9 +26,9 @@ Four measurements, each comparing the variants inside one run:
 its readouts computed one by one (as before :class:`~salience.models.dense.model.FusedReadouts`)
 and its mirror-averaged copy (``salience export ... --flip-average``); the shipped
 ``accurate`` model on both backends; and the shipped ``saltr`` and ``ensemble`` on PyTorch
-(``Predictor.predict`` only: they have no grid network stage). ``--baseline`` names a dense checkpoint (e.g. the previous
-default, ``git show REV:salience/weights/default.safetensors > old.safetensors``) to run on
-PyTorch beside the shipped one, in the latency and folder parts.
+(``Predictor.predict`` only: they have no grid network stage). ``--baseline`` names a dense
+checkpoint (e.g. the previous default, ``git show REV:salience/weights/default.safetensors >
+old.safetensors``) to run on PyTorch beside the shipped one, in the latency and folder parts.
 """
 
 from __future__ import annotations
