@@ -69,8 +69,9 @@ def main() -> None:
             if sorted(s.id for s in v.images) != sorted(s.id for s in held_out[v.label].images):
                 raise SystemExit(f"fold {fold}: the folders hold out different {v.label} images")
             for weight in args.weights:
-                mixed = MixtureDensity([dense, saltr], [1 - weight, weight]) if weight else None
-                model = mixed or dense
+                model = (
+                    MixtureDensity([dense, saltr], [1 - weight, weight]) if weight > 0 else dense
+                )
                 result = evaluate(model, v.images, center_bias=v.center_bias)
                 pooled.setdefault((v.label, weight), {}).update(result.per_image)
                 print(f"fold {fold} {v.label} saltr weight {weight:g}: IG {result.means['IG']:.4f}")

@@ -268,14 +268,11 @@ def load_onnx(
     from salience.models.registry import family_of, list_models, shipped_weights
 
     shipped = not path.is_file()
-    if shipped and str(source) in list_models() and family_of(str(source)).config_key is None:
-        raise ValueError(
-            f"{source}: the ONNX Runtime backend runs the dense models only (such as default and "
-            "accurate), not this one: use the torch backend for it"
-        )
-    if shipped:  # a shipped model's name
+    # a registered model with no weights file of its own (a baseline, a mixture) is no dense one
+    in_code = shipped and str(source) in list_models() and family_of(str(source)).config_key is None
+    if shipped and not in_code:  # a shipped model's name
         path = shipped_weights(str(source))
-    if "dense_config" not in read_metadata(path):
+    if in_code or "dense_config" not in read_metadata(path):
         raise ValueError(
             f"{path}: the ONNX Runtime backend runs the dense models only (such as default and "
             "accurate), not this one: use the torch backend for it"
