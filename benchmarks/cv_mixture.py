@@ -3,9 +3,10 @@
 Two ``salience cv`` folders made with the same folds (``--folds 3``, the same training images):
 for each fold run by both, the last-epoch weights of each score the run's held-out images
 (with the center bias the run validated against), mixed with SalTR weighted by each of
-``--weights`` (``salience.models.mixture.MixtureDensity``; weight 0 is the dense run alone).
-Each component's density is computed once per image and reused for every weight;
-``--flip-average`` mirror-averages the dense runs (as ``accurate`` ships). Writes, per
+``--weights`` (``salience.models.mixture.MixtureDensity``; weight 0 is the dense run alone,
+1 the SalTR alone). Each component's density is computed once per image and reused for every
+weight; ``--flip-average`` mirror-averages the dense runs (as ``accurate`` ships),
+``--saltr-flip-average`` the SalTR runs. Writes, per
 source and weight, a results file pooled over the folds (``<out>/<source>-w<weight>.json``)
 for ``salience eval-diff``, and prints the IG of each.
 
@@ -55,6 +56,9 @@ def main() -> None:
     parser.add_argument(
         "--flip-average", action="store_true", help="the dense runs mirror-averaged, as shipped"
     )
+    parser.add_argument(
+        "--saltr-flip-average", action="store_true", help="the SalTR runs mirror-averaged"
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     pooled: dict[tuple[str, float], dict[str, dict[str, float]]] = {}
@@ -63,15 +67,18 @@ def main() -> None:
         dense_model = load_checkpoint(dense_run / "last.safetensors")
         dense_model.flip_average = args.flip_average
         dense = Remembered(dense_model)
-        saltr = Remembered(load_checkpoint(saltr_run / "last.safetensors"))
+        saltr_model = load_checkpoint(saltr_run / "last.safetensors")
+        saltr_model.flip_average = args.saltr_flip_average
+        saltr = Remembered(saltr_model)
         held_out = {v.label: v for v in validations(load_config(saltr_run / "config.yaml"))}
         for v in validations(load_config(dense_run / "config.yaml")):
             if sorted(s.id for s in v.images) != sorted(s.id for s in held_out[v.label].images):
                 raise SystemExit(f"fold {fold}: the folders hold out different {v.label} images")
             for weight in args.weights:
-                model = (
-                    MixtureDensity([dense, saltr], [1 - weight, weight]) if weight > 0 else dense
-                )
+                if weight in (0, 1):
+                    model = saltr if weight else dense
+                else:
+                    model = MixtureDensity([dense, saltr], [1 - weight, weight])
                 result = evaluate(model, v.images, center_bias=v.center_bias)
                 pooled.setdefault((v.label, weight), {}).update(result.per_image)
                 print(f"fold {fold} {v.label} saltr weight {weight:g}: IG {result.means['IG']:.4f}")

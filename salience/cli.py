@@ -1070,8 +1070,9 @@ def export_command(
     flip_average: Annotated[
         bool | None,
         typer.Option(
-            help="Set a dense model's test-time mirror averaging (the mixture of the densities "
-            "of the image and its mirror image; twice the network's work); default: as trained."
+            help="Set a dense model's or a SalTR's test-time mirror averaging (the mixture of "
+            "the densities of the image and its mirror image; twice the network's work); "
+            "default: as trained."
         ),
     ] = None,
     condition: Annotated[

@@ -5,8 +5,9 @@ metadata, adds the metadata given (e.g. the scanpath sampler's parameters, the t
 it was fitted on), and writes the result atomically. The models load such files as float32.
 With ``readouts_only`` only a dense model's readouts are written, with the digest of the backbone
 they were trained on (:mod:`salience.models.dense.windows`): heads for a backbone shipped in
-another file. ``flip_average`` switches a dense model's test-time mirror averaging on or off
-in the config the file records (a choice made by cross-validation after training).
+another file. ``flip_average`` switches test-time mirror averaging on or off in what the file
+records (a dense model's config, a SalTR's post-processing; a choice made by cross-validation
+after training).
 """
 
 from __future__ import annotations
@@ -32,14 +33,14 @@ def export_weights(
 ) -> Path:
     """Write ``checkpoint``'s weights to ``out`` as ``dtype`` with merged metadata; with
     ``readouts_only`` the ``readouts.*`` tensors and ``backbone_sha256`` only; with
-    ``flip_average`` that field of a dense model's config set."""
+    ``flip_average`` that field of a dense model's config or a SalTR's post-processing set."""
     tensors, saved = load_weights(checkpoint)
     merged = {**saved, **(metadata or {})}
     if flip_average is not None:
-        if "dense_config" not in merged:
-            raise ValueError(f"{checkpoint}: mirror averaging is a dense model's option")
-        config = json.loads(merged["dense_config"])
-        merged["dense_config"] = json.dumps({**config, "flip_average": flip_average})
+        key = next((k for k in ("dense_config", "postprocess") if k in merged), None)
+        if key is None:
+            raise ValueError(f"{checkpoint}: mirror averaging is a dense model's or a SalTR's")
+        merged[key] = json.dumps({**json.loads(merged[key]), "flip_average": flip_average})
     if readouts_only:
         backbone = {
             k.removeprefix("backbone."): v for k, v in tensors.items() if k.startswith("backbone.")

@@ -8,6 +8,9 @@ with the density head, Gaussians of each query's own width and weight.
 A model trained with sequential matching on ordered scanpaths also gives its predicted scanpath
 (:meth:`SaltrDensity.scanpath`, see ``postprocess.scanpath_from_outputs``).
 
+With ``flip_average`` the density is the mixture of the image's and its mirror image's (the
+mirrored prediction's points mirrored back): twice the network's work, one batch of two.
+
 Trained weights are a safetensors file whose metadata carries everything needed to rebuild the
 model: the registered variant name, the full :class:`SaltrConfig` and the post-processing
 parameters (see :func:`checkpoint_metadata`).
@@ -77,7 +80,9 @@ class SaltrDensity(DensityModel):
     """Runs a SalTR on an image and returns the post-processed log-density at the image's size.
 
     ``sigma_px`` is the Gaussian's sigma at the model's input size (default: the config's);
-    ``floor_weight`` is the share of the broad center-bias prior that keeps the density finite.
+    ``floor_weight`` is the share of the broad center-bias prior that keeps the density finite;
+    ``flip_average`` mixes in the mirror image's prediction (the density only: the points and the
+    scanpath are the image's own).
     """
 
     name = "saltr"
@@ -87,10 +92,12 @@ class SaltrDensity(DensityModel):
         model: SalTR,
         sigma_px: float | None = None,
         floor_weight: float = DEFAULT_FLOOR_WEIGHT,
+        flip_average: bool = False,
     ) -> None:
         self.model = model.eval()
         self.sigma_px = model.config.sigma_px if sigma_px is None else sigma_px
         self.floor_weight = floor_weight
+        self.flip_average = flip_average
         self.metadata: dict[str, str] = {}
 
     @classmethod
@@ -112,6 +119,7 @@ class SaltrDensity(DensityModel):
             model,
             sigma_px=postprocess.get("sigma_px"),
             floor_weight=postprocess.get("floor_weight", DEFAULT_FLOOR_WEIGHT),
+            flip_average=postprocess.get("flip_average", False),
         )
         density.name = metadata.get("model", cls.name)
         density.metadata = metadata
@@ -141,14 +149,23 @@ class SaltrDensity(DensityModel):
         """The density's parts, uint8 (H, W, 3) in: normalized points (N, 2), their weights (N,)
         and, with the density head, each Gaussian's sigma (N,) in pixels of the input size
         times ``sigma_px / config.sigma_px`` (calibration's scale); without it the weights are
-        the fixation probabilities and the sigma is one, :meth:`sigma_at`'s."""
-        outputs = self.model(self._input(image))
-        points = outputs["pred_points"][0].float()  # (N, 2)
+        the fixation probabilities and the sigma is one, :meth:`sigma_at`'s. With
+        :attr:`flip_average`, 2N of each: the mirror image's half with its points mirrored back
+        and every weight halved."""
+        x = self._input(image)  # (1, 3, h, w)
+        if self.flip_average:
+            x = torch.cat([x, x.flip(-1)])  # (2, 3, h, w)
+        outputs = self.model(x)
+        points = outputs["pred_points"].float()  # (V, N, 2), V views
+        if self.flip_average:
+            points[1, :, 0] = 1.0 - points[1, :, 0]  # x of the mirror image's points, mirrored
         if not self.model.config.density_head:
-            return points, outputs["pred_logits"][0].float().sigmoid(), None
-        scale = self.sigma_px / self.model.config.sigma_px
-        weights = outputs["pred_weights"][0].float().softmax(-1)  # (N,)
-        return points, weights, outputs["pred_sigmas"][0].float() * scale
+            weights, sigmas = outputs["pred_logits"].float().sigmoid(), None  # (V, N)
+        else:
+            weights = outputs["pred_weights"].float().softmax(-1)  # (V, N)
+            scale = self.sigma_px / self.model.config.sigma_px
+            sigmas = (outputs["pred_sigmas"].float() * scale).flatten()  # (V * N,)
+        return points.flatten(0, 1), weights.flatten() / len(x), sigmas
 
     def points(self, image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Predicted fixations in pixels of ``size``: (N, 2) (x, y) and (N,) probabilities,
