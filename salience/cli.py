@@ -432,9 +432,7 @@ def _density_model(source, condition: str | None, backend: str, load_torch):
     for neural models only; baselines run as they are)."""
     from salience.predictor import uses_onnxruntime
 
-    if not uses_onnxruntime(backend) or (
-        isinstance(source, str) and family_of(source).name == "baselines"
-    ):
+    if not uses_onnxruntime(backend) or (isinstance(source, str) and family_of(source).baseline):
         return load_torch(source, condition)
     from salience.models.onnx import load_onnx
 

@@ -17,7 +17,7 @@ def test_baselines_are_registered() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    [n for n in salience.list_models() if family_of(n).name == "baselines"],
+    [n for n in salience.list_models() if family_of(n).baseline],
 )
 def test_every_baseline_builds(name: str) -> None:
     model = salience.create_model(name)
@@ -37,3 +37,11 @@ def test_descriptions_are_whole_summaries() -> None:
     for name, description in describe_models().items():
         assert "\n" not in description and "  " not in description, name
         assert description.endswith((".", ")")), f"{name}: {description!r}"
+
+
+def test_families_say_what_kind_of_model_they_hold() -> None:
+    """Baselines have no weights, mixtures combine shipped models, the rest load checkpoints."""
+    assert family_of("center-bias").baseline and family_of("gold-standard").baseline
+    assert family_of("ensemble").combines and not family_of("ensemble").baseline
+    for name in ("default", "saltr"):
+        assert not family_of(name).baseline and family_of(name).config_key is not None

@@ -40,6 +40,12 @@ class Family:
     config_key: str | None = None  # safetensors metadata key of its checkpoints' config
     density: str | None = None  # "module:Class" with from_checkpoint(path, condition, device)
     task: str | None = None  # "module:Class" of its training task
+    combines: bool = False  # its models mix shipped models of other families (no own weights)
+
+    @property
+    def baseline(self) -> bool:
+        """Whether its models are baselines: no weights file, nothing shipped to combine."""
+        return self.config_key is None and not self.combines
 
     def density_class(self) -> Any:
         """The class that runs a trained model of this family as a density model."""
@@ -75,7 +81,7 @@ FAMILIES: tuple[Family, ...] = (
         "salience.training.sum:SumTask",
     ),
     # mixtures of shipped models of the families above, defined in code (no checkpoints)
-    Family("mixtures", "salience.models.mixture"),
+    Family("mixtures", "salience.models.mixture", combines=True),
 )
 
 _FACTORIES: dict[str, Callable[..., Any]] = {}
@@ -177,9 +183,9 @@ def load_pretrained(
     it, a mixture (:mod:`salience.models.mixture`) of shipped models with their weights, a
     neural model with the weights shipped for it (an error if none ship)."""
     family = family_of(name)
-    if family.name == "mixtures":
+    if family.combines:
         return create_model(name, pretrained=True, condition=condition, device=device)
-    if family.config_key is None:
+    if family.baseline:
         if condition is not None:
             raise ValueError(f"{name} is a baseline: it takes no condition")
         return create_model(name)
