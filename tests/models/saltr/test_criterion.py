@@ -14,18 +14,9 @@ from salience.models.saltr.criterion import (
     point_loss,
 )
 from salience.models.saltr.matcher import HungarianMatcher, SequentialMatcher
+from tests.models.saltr import TINY as SMALL
 
-TINY = dict(
-    backbone="tf_efficientnet_lite0",
-    backbone_pretrained=False,
-    d_model=32,
-    nheads=2,
-    enc_layers=1,
-    dec_layers=2,
-    dim_feedforward=64,
-    num_queries=6,
-    n_points=2,
-)
+TINY = {**SMALL, "backbone": "tf_efficientnet_lite0", "num_queries": 6}
 
 
 def _indices(*pairs):

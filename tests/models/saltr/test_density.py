@@ -16,20 +16,9 @@ import salience
 from salience.models.saltr import SaltrDensity
 from salience.models.saltr.density import checkpoint_metadata
 from salience.training.export import export_weights
+from tests.models.saltr import TINY as SMALL
 
-TINY = dict(
-    backbone_pretrained=False,
-    d_model=32,
-    nheads=2,
-    enc_layers=1,
-    dec_layers=2,
-    dim_feedforward=64,
-    num_queries=7,
-    n_levels=2,
-    n_points=2,
-    image_size=(64, 96),
-    density_head=True,
-)
+TINY = {**SMALL, "n_levels": 2, "image_size": (64, 96), "density_head": True}
 
 
 @pytest.fixture(scope="module")

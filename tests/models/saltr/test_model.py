@@ -7,20 +7,10 @@ import torch
 
 import salience
 from salience.models.saltr import VARIANTS, SaltrConfig, SetCriterion, build_saltr
+from tests.models.saltr import TINY
 
 # the registered variants; "saltr", the shipped model, is tested in test_shipped.py
 SALTR_MODELS = [n for n in salience.list_models() if n.startswith("saltr") and n != "saltr"]
-
-TINY = dict(
-    backbone_pretrained=False,
-    d_model=32,
-    nheads=2,
-    enc_layers=1,
-    dec_layers=2,
-    dim_feedforward=64,
-    num_queries=7,
-    n_points=2,
-)
 
 
 def test_all_variants_are_registered():

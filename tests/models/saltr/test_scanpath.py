@@ -19,18 +19,9 @@ from salience.models.saltr import (
 )
 from salience.models.saltr.density import checkpoint_metadata
 from salience.models.sampler import ScanpathSampler
+from tests.models.saltr import TINY as SMALL
 
-TINY = dict(
-    backbone_pretrained=False,
-    d_model=32,
-    nheads=2,
-    enc_layers=1,
-    dec_layers=2,
-    dim_feedforward=64,
-    num_queries=7,
-    n_points=2,
-    image_size=(64, 96),
-)
+TINY = {**SMALL, "image_size": (64, 96)}
 
 
 @pytest.fixture(scope="module")
